@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// `sluice <component> [options]`: one command, a subcommand per component.
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { registerSinkCommand } from './mocksink/command.js';
+
+const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+
+const program = new Command('sluice')
+  .description('sluice: an OpenAI-compatible AI gateway, and the apparatus that benchmarks it')
+  .version(pkg.version)
+  .showSuggestionAfterError(true)
+  .exitOverride()
+  .configureOutput({
+    // commander's messages already start with "error:"; keep them to one line.
+    outputError: (str, write) => write(str.trim().split('\n')[0] + '\n'),
+  });
+
+registerSinkCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      process.exit(0);
+    }
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}

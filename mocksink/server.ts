@@ -1,0 +1,345 @@
+// The mock OpenAI-compatible upstream: answers chat completions, completions
+// and embeddings with valid bodies after a configurable wait, streams SSE with
+// a configurable time to first token and inter-token latency, and injects
+// errors and dropped connections at seeded rates.
+import { uws, statusLine, type HttpResponse, type HttpRequest, type TemplatedApp, type us_listen_socket } from '../common/uws.js';
+import { readBodyTransient } from '../common/uws-body.js';
+import { errorBody, typeForStatus } from '../common/openai-error.js';
+import { estimatePromptTokens } from '../common/tokens.js';
+import { mulberry32 } from './prng.js';
+import * as R from './responses.js';
+
+export interface SinkOptions {
+  host: string;
+  port: number;
+  /** Wait before the response starts, in ms; 0 answers at once, with no timer. */
+  waitMs: number;
+  /** Streaming: from the start of the response to the first token. */
+  ttftMs: number;
+  /** Streaming: between two tokens. */
+  itlMs: number;
+  /** Completion tokens per response; a request's max_tokens caps it. */
+  outputTokens: number;
+  models: string[];
+  errorRate: number;
+  errorStatus: number;
+  dropRate: number;
+  seed: number;
+  maxBodyBytes: number;
+  embeddingDims: number;
+  /** Graceful stop: how long in-flight requests may take to finish. */
+  drainTimeoutMs: number;
+}
+
+export const SINK_DEFAULTS: SinkOptions = {
+  host: '127.0.0.1',
+  port: 8081,
+  waitMs: 0,
+  ttftMs: 0,
+  itlMs: 0,
+  outputTokens: 16,
+  models: ['benchmark-model'],
+  errorRate: 0,
+  errorStatus: 500,
+  dropRate: 0,
+  seed: 1,
+  maxBodyBytes: 64 * 1024 * 1024,
+  embeddingDims: 16,
+  drainTimeoutMs: 30_000,
+};
+
+export interface SinkStats {
+  requests: number;
+  byPath: Record<string, number>;
+  streamed: number;
+  promptTokens: number;
+  completionTokens: number;
+  bodyBytes: number;
+  errorsInjected: number;
+  dropsInjected: number;
+  /** Requests whose client went away before the response ended. */
+  aborted: number;
+  inFlight: number;
+}
+
+type Kind = 'chat' | 'completion' | 'embedding';
+
+const JSON_HEADER = 'application/json';
+
+interface Exchange {
+  res: HttpResponse;
+  done: boolean;
+  timer: NodeJS.Timeout | null;
+  dropping: boolean;
+}
+
+export class Sink {
+  readonly opts: SinkOptions;
+  readonly stats: SinkStats = {
+    requests: 0,
+    byPath: { '/v1/models': 0, '/v1/chat/completions': 0, '/v1/completions': 0, '/v1/embeddings': 0 },
+    streamed: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+    bodyBytes: 0,
+    errorsInjected: 0,
+    dropsInjected: 0,
+    aborted: 0,
+    inFlight: 0,
+  };
+  private app: TemplatedApp;
+  private listenSocket: us_listen_socket | null = null;
+  private rng: () => number;
+  private seq = 0;
+  private drained: (() => void) | null = null;
+  private readonly modelsBody: string;
+  // A one-entry memo of the last parsed body. Load generators send the same
+  // bytes again and again, and JSON.parse of a 1 KB body (plus the garbage it
+  // leaves) was ~20% of the sink's CPU per request; a memcmp is not.
+  private lastBody: Buffer | null = null;
+  private lastParsed: unknown = null;
+
+  constructor(options: Partial<SinkOptions> = {}) {
+    this.opts = { ...SINK_DEFAULTS, ...options };
+    this.rng = mulberry32(this.opts.seed);
+    this.modelsBody = R.modelList(this.opts.models, 1_700_000_000);
+    const app = uws().App();
+    app.get('/healthz', (res) => {
+      res.writeHeader('content-type', JSON_HEADER).end('{"status":"ok"}');
+    });
+    app.get('/sink/stats', (res) => {
+      res.writeHeader('content-type', JSON_HEADER).end(JSON.stringify(this.stats));
+    });
+    app.get('/v1/models', (res) => {
+      this.count('/v1/models');
+      res.writeHeader('content-type', JSON_HEADER).end(this.modelsBody);
+    });
+    app.post('/v1/chat/completions', (res, req) => this.handle(res, req, 'chat', '/v1/chat/completions'));
+    app.post('/v1/completions', (res, req) => this.handle(res, req, 'completion', '/v1/completions'));
+    app.post('/v1/embeddings', (res, req) => this.handle(res, req, 'embedding', '/v1/embeddings'));
+    app.any('/*', (res, req) => {
+      const url = req.getUrl();
+      res
+        .writeStatus(statusLine(404))
+        .writeHeader('content-type', JSON_HEADER)
+        .end(errorBody(`Unknown request URL: ${req.getMethod().toUpperCase()} ${url}`, 'invalid_request_error', 'unknown_url'));
+    });
+    this.app = app;
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(this.opts.host, this.opts.port, (socket) => {
+        if (!socket) {
+          reject(new Error(`sink: cannot listen on ${this.opts.host}:${this.opts.port} (port in use or address not available)`));
+          return;
+        }
+        this.listenSocket = socket;
+        resolve(uws().us_socket_local_port(socket as never));
+      });
+    });
+  }
+
+  /** Stops listening, lets in-flight requests finish (up to drainTimeoutMs), then resolves. */
+  close(): Promise<{ drained: boolean }> {
+    if (this.listenSocket) {
+      uws().us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+    if (this.stats.inFlight === 0) return Promise.resolve({ drained: true });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.drained = null;
+        resolve({ drained: false });
+      }, this.opts.drainTimeoutMs);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve({ drained: true });
+      };
+    });
+  }
+
+  private count(path: string): void {
+    this.stats.requests++;
+    this.stats.byPath[path]!++;
+  }
+
+  private finish(ex: Exchange): void {
+    if (ex.done) return;
+    ex.done = true;
+    if (ex.timer) clearTimeout(ex.timer);
+    this.stats.inFlight--;
+    if (this.stats.inFlight === 0 && this.drained) this.drained();
+  }
+
+  private handle(res: HttpResponse, req: HttpRequest, kind: Kind, path: string): void {
+    const ex: Exchange = { res, done: false, timer: null, dropping: false };
+    res.onAborted(() => {
+      if (!ex.dropping) this.stats.aborted++;
+      this.finish(ex);
+    });
+    // req is only valid synchronously: read everything we need now.
+    const contentLength = Number(req.getHeader('content-length') || 0);
+    const waitHeader = req.getHeader('x-sluice-wait-ms');
+    let waitMs = this.opts.waitMs;
+    if (waitHeader !== '') {
+      const w = Number(waitHeader);
+      if (Number.isFinite(w) && w >= 0) waitMs = w;
+    }
+    this.stats.inFlight++;
+    this.count(path);
+    readBodyTransient(res, contentLength, this.opts.maxBodyBytes, (result) => {
+      if (ex.done) return;
+      if (!result.ok) {
+        this.fail(ex, 413, `Request body exceeds ${this.opts.maxBodyBytes} bytes.`, 'request_too_large', null, true);
+        return;
+      }
+      this.onBody(ex, kind, result.body, waitMs);
+    });
+  }
+
+  private onBody(ex: Exchange, kind: Kind, body: Buffer, waitMs: number): void {
+    this.stats.bodyBytes += body.length;
+    let parsed: unknown;
+    const last = this.lastBody;
+    if (last !== null && last.length === body.length && last.equals(body)) {
+      parsed = this.lastParsed;
+    } else {
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        this.fail(ex, 400, 'We could not parse the JSON body of your request.', 'invalid_json', null);
+        return;
+      }
+      // The body may be a view of uWS's transient buffer: keep a copy.
+      if (body.length <= 65536) {
+        this.lastBody = Buffer.from(body);
+        this.lastParsed = parsed;
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      this.fail(ex, 400, 'The request body must be a JSON object.', 'invalid_body', null);
+      return;
+    }
+    const p = parsed as Record<string, unknown>;
+    if (typeof p.model !== 'string' || p.model === '') {
+      this.fail(ex, 400, "you must provide a model parameter ('model' must be a non-empty string)", 'missing_required_parameter', 'model');
+      return;
+    }
+    if (kind === 'embedding' && p.input === undefined) {
+      this.fail(ex, 400, "'input' is a required property", 'missing_required_parameter', 'input');
+      return;
+    }
+    const r = this.opts.dropRate > 0 || this.opts.errorRate > 0 ? this.rng() : 1;
+    if (r < this.opts.dropRate) {
+      this.stats.dropsInjected++;
+      ex.dropping = true;
+      ex.res.close();
+      return;
+    }
+    if (r < this.opts.dropRate + this.opts.errorRate) {
+      this.stats.errorsInjected++;
+      const st = this.opts.errorStatus;
+      this.fail(ex, st, `Injected failure (sink --error-rate ${this.opts.errorRate}).`, 'injected_error', null);
+      return;
+    }
+    const model = p.model;
+    const prompt = estimatePromptTokens(body.length);
+    if (kind === 'embedding') {
+      const inputs = Array.isArray(p.input) && p.input.length > 0 && typeof p.input[0] !== 'number' ? p.input.length : 1;
+      const out = R.embeddings(model, inputs, this.opts.embeddingDims, p.encoding_format === 'base64', prompt);
+      this.stats.promptTokens += prompt;
+      this.after(ex, waitMs, () => this.send(ex, out));
+      return;
+    }
+    const cap = typeof p.max_tokens === 'number' ? p.max_tokens : typeof p.max_completion_tokens === 'number' ? p.max_completion_tokens : Infinity;
+    const n = Math.max(0, Math.min(this.opts.outputTokens, cap));
+    const finishReason = n < this.opts.outputTokens ? 'length' : 'stop';
+    const usage = { prompt, completion: n };
+    this.stats.promptTokens += prompt;
+    this.stats.completionTokens += n;
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-sink${(++this.seq).toString(36)}`;
+    const created = Math.floor(Date.now() / 1000);
+    if (p.stream === true) {
+      this.stats.streamed++;
+      const so = p.stream_options as { include_usage?: unknown } | undefined;
+      const includeUsage = typeof so === 'object' && so !== null && so.include_usage === true;
+      this.after(ex, waitMs, () => this.stream(ex, kind, id, created, model, n, finishReason, includeUsage ? usage : null));
+      return;
+    }
+    const out =
+      kind === 'chat'
+        ? R.chatCompletion(id, created, model, n, finishReason, usage)
+        : R.completion(id, created, model, n, finishReason, usage);
+    this.after(ex, waitMs, () => this.send(ex, out));
+  }
+
+  private after(ex: Exchange, ms: number, fn: () => void): void {
+    if (ms <= 0) fn();
+    else ex.timer = setTimeout(fn, ms);
+  }
+
+  private send(ex: Exchange, body: string): void {
+    if (ex.done) return;
+    ex.res.cork(() => {
+      // No writeStatus: uWS writes "200 OK" itself, and the call costs ~5% of the sink's rate.
+      ex.res.writeHeader('content-type', JSON_HEADER).end(body);
+    });
+    this.finish(ex);
+  }
+
+  private fail(ex: Exchange, status: number, message: string, code: string, param: string | null, close = false): void {
+    if (ex.done) return;
+    ex.res.cork(() => {
+      ex.res
+        .writeStatus(statusLine(status))
+        .writeHeader('content-type', JSON_HEADER)
+        .end(errorBody(message, typeForStatus(status), code, param), close);
+    });
+    this.finish(ex);
+  }
+
+  private stream(
+    ex: Exchange,
+    kind: Kind,
+    id: string,
+    created: number,
+    model: string,
+    n: number,
+    finishReason: string,
+    usage: R.Usage | null,
+  ): void {
+    if (ex.done) return;
+    const res = ex.res;
+    const chat = kind === 'chat';
+    res.cork(() => {
+      res.writeStatus('200 OK').writeHeader('content-type', 'text/event-stream').writeHeader('cache-control', 'no-cache');
+      if (chat) res.write(R.chatChunk(id, created, model, '{"role":"assistant","content":""}', null));
+      else res.write('');
+    });
+    let i = 0;
+    // Writes the next token, or with no inter-token latency all of them, and
+    // the tail ([finish chunk], [usage chunk], [DONE]) after the last one.
+    const next = (): void => {
+      ex.timer = null;
+      if (ex.done) return;
+      res.cork(() => {
+        do {
+          if (i < n) {
+            const t = R.token(i);
+            res.write(chat ? R.chatChunk(id, created, model, `{"content":${JSON.stringify(t)}}`, null) : R.completionChunk(id, created, model, t, null));
+            i++;
+          }
+        } while (i < n && this.opts.itlMs <= 0);
+        if (i < n) return;
+        let tail = chat ? R.chatChunk(id, created, model, '{}', finishReason) : R.completionChunk(id, created, model, '', finishReason);
+        if (usage) tail += chat ? R.chatUsageChunk(id, created, model, usage) : R.completionUsageChunk(id, created, model, usage);
+        res.end(tail + 'data: [DONE]\n\n');
+      });
+      if (i >= n) this.finish(ex);
+      else ex.timer = setTimeout(next, this.opts.itlMs);
+    };
+    if (n === 0 || this.opts.ttftMs <= 0) next();
+    else ex.timer = setTimeout(next, this.opts.ttftMs);
+  }
+}
