@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerSinkCommand } from './mocksink/command.js';
+import { registerLoadgenCommand } from './loadgen/command.js';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -17,6 +18,7 @@ const program = new Command('sluice')
   });
 
 registerSinkCommand(program);
+registerLoadgenCommand(program);
 
 try {
   await program.parseAsync(process.argv);
