@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerSinkCommand } from './mocksink/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
+import { registerGatewayCommand } from './gateway/command.js';
+import { registerKeysCommand } from './gateway/keys-command.js';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -18,6 +20,8 @@ const program = new Command('sluice')
   });
 
 registerSinkCommand(program);
+registerGatewayCommand(program);
+registerKeysCommand(program);
 registerLoadgenCommand(program);
 
 try {

@@ -1,0 +1,91 @@
+// Loads the gateway's YAML config, validates it once with ajv, applies CLI
+// overrides and checks that the environment variables it names exist.
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { configSchema, type GatewayConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface ConfigOverrides {
+  host?: string;
+  port?: number;
+  workers?: 'auto' | number;
+  upstream?: string;
+}
+
+const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: false });
+const validate = ajv.compile<GatewayConfig>(configSchema);
+
+function describe(err: ErrorObject): string {
+  const path = err.instancePath === '' ? '(top level)' : err.instancePath.slice(1).replace(/\//g, '.');
+  if (err.keyword === 'additionalProperties') {
+    return `${path === '(top level)' ? '' : path + '.'}${(err.params as { additionalProperty: string }).additionalProperty}: unknown field`;
+  }
+  if (err.keyword === 'required') {
+    return `${path === '(top level)' ? '' : path + '.'}${(err.params as { missingProperty: string }).missingProperty}: is required`;
+  }
+  if (err.keyword === 'enum') return `${path}: must be one of ${(err.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  if (err.keyword === 'pattern' && path.endsWith('sha256')) return `${path}: must be 64 lowercase hex characters (sluice keys hash prints it)`;
+  return `${path}: ${err.message ?? 'is invalid'}`;
+}
+
+/** Validates a plain object as a gateway config (applying defaults); throws ConfigError naming the field. */
+export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const cfg = structuredClone(raw ?? {}) as Record<string, unknown>;
+  if (typeof cfg !== 'object' || Array.isArray(cfg)) throw new ConfigError('config: must be a YAML mapping');
+  if (!validate(cfg)) throw new ConfigError(`config: ${describe(validate.errors![0]!)}`);
+  const c = cfg as unknown as GatewayConfig;
+  if (overrides.host !== undefined) c.listen.host = overrides.host;
+  if (overrides.port !== undefined) c.listen.port = overrides.port;
+  if (overrides.workers !== undefined) c.workers = overrides.workers;
+  if (overrides.upstream !== undefined) {
+    if (!/^https?:\/\/\S+$/.test(overrides.upstream)) throw new ConfigError('--upstream: must be an http:// or https:// URL');
+    const names = Object.keys(c.models);
+    if (names.length === 0) c.models['*'] = { balance: 'round_robin', upstreams: [{ url: overrides.upstream, weight: 1 }] };
+    for (const name of names) {
+      c.models[name]!.upstreams = c.models[name]!.upstreams.map((u) => ({ ...u, url: overrides.upstream! }));
+    }
+  }
+  for (const [name, m] of Object.entries(c.models)) {
+    m.upstreams.forEach((u, i) => {
+      try {
+        new URL(u.url);
+      } catch {
+        throw new ConfigError(`config: models.${name}.upstreams.${i}.url: is not a valid URL`);
+      }
+      if (u.api_key_env !== undefined && !env[u.api_key_env]) {
+        throw new ConfigError(`config: models.${name}.upstreams.${i}.api_key_env: environment variable ${u.api_key_env} is not set`);
+      }
+    });
+  }
+  if (c.admin?.token_env !== undefined && !env[c.admin.token_env]) {
+    throw new ConfigError(`config: admin.token_env: environment variable ${c.admin.token_env} is not set`);
+  }
+  const names = new Set<string>();
+  c.keys.forEach((k, i) => {
+    if (names.has(k.name)) throw new ConfigError(`config: keys.${i}.name: duplicate key name ${k.name}`);
+    names.add(k.name);
+  });
+  return c;
+}
+
+export function loadConfigFile(path: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let raw: unknown = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`--config: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(`--config: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  return validateConfig(raw, overrides, env);
+}

@@ -1,0 +1,74 @@
+// What a worker's request handlers share: config, routes, keys, metrics, the
+// logger, and the in-flight count that graceful shutdown waits on.
+import type { Logger } from '../../common/logger.js';
+import type { GatewayConfig } from '../config/schema.js';
+import type { KeyCache } from '../auth/key-cache.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { Router } from '../routing/router.js';
+
+export interface FinishedExchange {
+  key: { id: string } | null;
+  model: string;
+  upstream: { label: string } | null;
+  startedAt: number;
+  streamed: boolean;
+  method: string;
+  url: string;
+}
+
+export class GatewayContext {
+  inFlight = 0;
+  draining = false;
+  private onIdle: (() => void) | null = null;
+
+  constructor(
+    readonly cfg: GatewayConfig,
+    readonly router: Router,
+    readonly keys: KeyCache,
+    readonly metrics: GatewayMetrics,
+    readonly logger: Logger,
+    /** Cluster-wide metrics text (asks the primary to aggregate). */
+    readonly metricsText: () => Promise<string>,
+  ) {
+    metrics.inFlightSource = () => this.inFlight;
+  }
+
+  requestStarted(): void {
+    this.inFlight++;
+  }
+
+  requestFinished(ex: FinishedExchange, status: number): void {
+    this.inFlight--;
+    const ms = performance.now() - ex.startedAt;
+    this.metrics.observe(ex.model === '' ? '-' : ex.model, status, ms / 1000);
+    if (this.cfg.log.requests) {
+      this.logger.info(
+        {
+          key: ex.key?.id ?? null,
+          method: ex.method,
+          path: ex.url,
+          model: ex.model || null,
+          status,
+          upstream: ex.upstream?.label ?? null,
+          stream: ex.streamed,
+          ms: Math.round(ms * 100) / 100,
+        },
+        'request',
+      );
+    }
+    if (this.draining && this.inFlight === 0 && this.onIdle) this.onIdle();
+  }
+
+  /** Stops taking requests; resolves true once none is in flight, false on timeout. */
+  drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.onIdle = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+    });
+  }
+}

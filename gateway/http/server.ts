@@ -1,0 +1,202 @@
+// The worker's HTTP surface on uWS: /v1/* (auth, routing, proxying),
+// /v1/models, health, readiness and metrics.
+//
+// uWS rules: everything from `req` is read synchronously (it is invalid after
+// the handler returns); onAborted is attached before any asynchronous step;
+// onData is attached in the handler itself, or the body is lost.
+import { Ajv } from 'ajv';
+import { uws, statusLine, type HttpRequest, type HttpResponse, type TemplatedApp } from '../../common/uws.js';
+import { errorBody } from '../../common/openai-error.js';
+import { readBody, type BodyResult } from '../../common/uws-body.js';
+import { allowsModel, type KeyRecord } from '../auth/types.js';
+import type { AuthResult } from '../auth/key-cache.js';
+import { E, type ErrorKind } from '../errors.js';
+import { ProxyExchange } from '../proxy/exchange.js';
+import type { GatewayContext } from './context.js';
+
+// Client request headers never forwarded upstream: hop-by-hop ones, the ones
+// undici sets itself, and the client's own key (the upstream's is injected).
+const DROP_REQUEST_HEADERS = new Set([
+  'host',
+  'authorization',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'expect',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-authorization',
+  'proxy-connection',
+]);
+
+const ajv = new Ajv({ allErrors: false });
+/** Only what routing needs; the rest of the body is the upstream's business. */
+const validateRoutable = ajv.compile<{ model: string; stream?: boolean }>({
+  type: 'object',
+  required: ['model'],
+  properties: { model: { type: 'string', minLength: 1 }, stream: { type: 'boolean' } },
+});
+
+function sendError(res: HttpResponse, kind: ErrorKind, message: string, param: string | null = null): void {
+  res
+    .writeStatus(statusLine(kind.status))
+    .writeHeader('content-type', 'application/json')
+    .end(errorBody(message, kind.type, kind.code, param));
+}
+
+export function createApp(ctx: GatewayContext): TemplatedApp {
+  const app = uws().App();
+  const modelsCreated = Math.floor(Date.now() / 1000);
+
+  app.get('/healthz', (res) => {
+    res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
+  });
+  app.get('/readyz', (res) => {
+    if (ctx.draining) res.writeStatus(statusLine(503)).writeHeader('content-type', 'application/json').end('{"status":"draining"}');
+    else res.writeHeader('content-type', 'application/json').end('{"status":"ready"}');
+  });
+  app.get('/metrics', (res) => {
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    ctx.metricsText().then(
+      (text) => {
+        if (!aborted) res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(text));
+      },
+      () => {
+        if (!aborted) res.cork(() => sendError(res, E.internal, 'Metrics could not be collected.'));
+      },
+    );
+  });
+
+  app.any('/v1/*', (res, req) => handleV1(ctx, res, req, modelsCreated));
+  app.any('/*', (res, req) => {
+    sendError(res, E.unknownRoute, `Unknown request URL: ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
+  });
+  return app;
+}
+
+function handleV1(ctx: GatewayContext, res: HttpResponse, req: HttpRequest, modelsCreated: number): void {
+  const started = performance.now();
+  const method = req.getMethod().toUpperCase();
+  const url = req.getUrl();
+  const query = req.getQuery() ?? '';
+  const authorization = req.getHeader('authorization');
+  const contentLength = Number(req.getHeader('content-length') || 0);
+  if (ctx.draining) {
+    sendError(res, E.draining, 'The gateway is shutting down; retry on another instance.');
+    return;
+  }
+  const secret = authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7).trim() : '';
+  if (secret === '') {
+    sendError(res, E.missingKey, 'Missing API key. Send it as "Authorization: Bearer <key>".');
+    return;
+  }
+  const auth = ctx.keys.authenticate(secret);
+  if (!(auth instanceof Promise) && 'error' in auth) {
+    authError(res, auth.error);
+    return;
+  }
+  const forward: string[] = [];
+  req.forEach((k, v) => {
+    if (!DROP_REQUEST_HEADERS.has(k)) forward.push(k, v);
+  });
+  const ex = new ProxyExchange(ctx, res, method, url, query, forward, started);
+  res.onAborted(ex.onClientAborted);
+
+  let key: KeyRecord | null = auth instanceof Promise ? null : auth.key;
+  let body: BodyResult | null = null;
+  const proceed = (): void => {
+    if (key === null || body === null || ex.aborted || ex.done) return;
+    ex.key = key;
+    route(ctx, ex, key, body, modelsCreated);
+  };
+  if (auth instanceof Promise) {
+    auth.then(
+      (r: AuthResult) => {
+        if (ex.aborted || ex.done) return;
+        if ('error' in r) {
+          const kind = r.error === 'unavailable' ? E.storeUnavailable : E.invalidKey;
+          ex.fail(kind, r.error === 'unavailable' ? 'The key store is unreachable; try again shortly.' : 'Incorrect API key provided.');
+          return;
+        }
+        key = r.key;
+        proceed();
+      },
+      () => ex.fail(E.internal, 'Authentication failed unexpectedly.'),
+    );
+  }
+  if (method === 'GET' || method === 'HEAD' || method === 'DELETE' || method === 'OPTIONS') {
+    body = { ok: true, body: Buffer.alloc(0) };
+    proceed();
+    return;
+  }
+  readBody(res, contentLength, ctx.cfg.limits.max_body_bytes, (r) => {
+    body = r;
+    proceed();
+  });
+}
+
+function authError(res: HttpResponse, error: 'invalid' | 'unavailable'): void {
+  if (error === 'unavailable') sendError(res, E.storeUnavailable, 'The key store is unreachable; try again shortly.');
+  else sendError(res, E.invalidKey, 'Incorrect API key provided.');
+}
+
+function route(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: BodyResult, modelsCreated: number): void {
+  if (!result.ok) {
+    ex.fail(E.bodyTooLarge, `Request body exceeds ${ctx.cfg.limits.max_body_bytes} bytes.`);
+    return;
+  }
+  const body = result.body;
+  if (ex.method === 'GET' && (ex.url === '/v1/models' || ex.url.startsWith('/v1/models/'))) {
+    listModels(ctx, ex, key, modelsCreated);
+    return;
+  }
+  if (body.length === 0) {
+    ex.fail(E.modelRequired, 'sluice routes /v1 requests by the "model" field of their JSON body; this request has no body.', 'model');
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    ex.fail(E.invalidJson, 'We could not parse the JSON body of your request.');
+    return;
+  }
+  if (!validateRoutable(parsed)) {
+    const err = validateRoutable.errors![0]!;
+    const field = err.keyword === 'required' ? (err.params as { missingProperty: string }).missingProperty : err.instancePath.slice(1);
+    if (field === 'model') ex.fail(E.modelRequired, "'model' is required and must be a non-empty string.", 'model');
+    else if (field === '') ex.fail(E.invalidBody, 'The request body must be a JSON object.');
+    else ex.fail(E.invalidBody, `'${field}' ${err.message ?? 'is invalid'}.`, field);
+    return;
+  }
+  const model = parsed.model;
+  ex.model = model;
+  const r = ctx.router.route(model);
+  if (r === undefined) {
+    ex.fail(E.unknownModel, `The model '${model}' does not exist.`, 'model');
+    return;
+  }
+  if (!allowsModel(key, model)) {
+    ex.fail(E.modelNotAllowed, `This key may not use the model '${model}'.`, 'model');
+    return;
+  }
+  ex.forward(r, model, body, parsed.stream === true);
+}
+
+function listModels(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, created: number): void {
+  const names = ctx.router.modelNames().filter((n) => allowsModel(key, n));
+  const entry = (id: string) => ({ id, object: 'model', created, owned_by: 'sluice' });
+  if (ex.url === '/v1/models') {
+    ex.json(JSON.stringify({ object: 'list', data: names.map(entry) }));
+    return;
+  }
+  const id = decodeURIComponent(ex.url.slice('/v1/models/'.length));
+  if (!names.includes(id)) {
+    ex.fail(E.unknownModel, `The model '${id}' does not exist.`, 'model');
+    return;
+  }
+  ex.json(JSON.stringify(entry(id)));
+}

@@ -1,0 +1,247 @@
+// One proxied request: the undici dispatch handler for the upstream side and
+// the uWS response for the client side. A class with methods rather than
+// closures: it is allocated once per request on the hot path.
+//
+// uWS rules honoured here: every write after the handler returned is corked;
+// `res` is never touched after onAborted; a write that returns false pauses
+// the upstream body until onWritable.
+import type { Dispatcher } from 'undici';
+import { statusLine, type HttpResponse } from '../../common/uws.js';
+import { errorBody } from '../../common/openai-error.js';
+import { E, type ErrorKind } from '../errors.js';
+import type { GatewayContext } from '../http/context.js';
+import type { KeyRecord } from '../auth/types.js';
+import type { ModelRoute } from '../routing/router.js';
+import type { Upstream } from '../routing/upstream.js';
+
+/** Responses up to this size (with a Content-Length) are sent to the client in one write. */
+const BUFFER_LIMIT = 64 * 1024;
+
+// Upstream response headers uWS writes itself, or that are hop-by-hop.
+const DROP_RESPONSE_HEADERS = new Set(['date', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+// Connection failures where no byte of the request reached the upstream: safe to retry elsewhere.
+const RETRYABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  aborted = false;
+  done = false;
+  key: KeyRecord | null = null;
+  model = '';
+  upstream: Upstream | null = null;
+  status = 0;
+  private tried: Upstream[] | null = null;
+  private route: ModelRoute | null = null;
+  private body: Buffer | null = null;
+  private path = '';
+  private abortUpstream: ((err?: Error) => void) | null = null;
+  private resumeUpstream: (() => void) | null = null;
+  /** True once status and headers went to the client. */
+  private started = false;
+  private buffered = false;
+  private chunks: Buffer[] | null = null;
+  private responseHeaders: string[] = [];
+  private writableHooked = false;
+  streamed = false;
+
+  constructor(
+    readonly ctx: GatewayContext,
+    readonly res: HttpResponse,
+    readonly method: string,
+    readonly url: string,
+    readonly query: string,
+    private readonly forwardHeaders: string[],
+    readonly startedAt: number,
+  ) {
+    ctx.requestStarted();
+  }
+
+  onClientAborted = (): void => {
+    this.aborted = true;
+    if (this.abortUpstream !== null) this.abortUpstream(new Error('client closed the connection'));
+    this.finish(499);
+  };
+
+  /** Sends `body` to an upstream of `route`. */
+  forward(route: ModelRoute, model: string, body: Buffer, stream: boolean): void {
+    this.route = route;
+    this.model = model;
+    this.body = body;
+    this.streamed = stream;
+    this.dispatchNext();
+  }
+
+  private dispatchNext(): void {
+    const up = this.route!.pick(Date.now(), this.tried);
+    if (up === null) {
+      this.fail(E.upstreamFailed, 'No upstream could be reached for this model.');
+      return;
+    }
+    if (this.upstream !== null) (this.tried ??= []).push(this.upstream);
+    this.upstream = up;
+    up.inFlight++;
+    let body = this.body!;
+    if (up.model !== undefined && up.model !== this.model) body = rewriteModel(body, up.model);
+    const headers = up.authorization === null ? this.forwardHeaders : [...this.forwardHeaders, 'authorization', up.authorization];
+    this.path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
+    up.pool.dispatch({ origin: up.origin, path: this.path, method: this.method, headers, body: body.length > 0 ? body : null }, this);
+  }
+
+  // ---- undici handler (the legacy hooks: the ones undici's HTTP/1 client calls directly) ----
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.aborted) abort(new Error('client closed the connection'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    if (this.aborted) return false;
+    this.status = statusCode;
+    this.resumeUpstream = resume;
+    const up = this.upstream!;
+    if (statusCode >= 500) {
+      up.failed(Date.now());
+      this.ctx.metrics.upstreamError(up.label, 'status_5xx');
+    } else up.succeeded();
+    let length = -1;
+    let eventStream = false;
+    const h = this.responseHeaders;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+      if (DROP_RESPONSE_HEADERS.has(name)) {
+        if (name === 'content-length') length = Number(rawHeaders[i + 1]!.toString('latin1'));
+        continue;
+      }
+      const value = rawHeaders[i + 1]!.toString('latin1');
+      if (name === 'content-type' && value.startsWith('text/event-stream')) eventStream = true;
+      h.push(name, value);
+    }
+    this.buffered = !eventStream && length >= 0 && length <= BUFFER_LIMIT;
+    if (this.buffered) {
+      this.chunks = [];
+      return true;
+    }
+    const res = this.res;
+    res.cork(() => this.writeHead());
+    return true;
+  }
+
+  private writeHead(): void {
+    const res = this.res;
+    if (this.status !== 200) res.writeStatus(statusLine(this.status));
+    const h = this.responseHeaders;
+    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    this.started = true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.aborted) return false;
+    if (this.buffered) {
+      this.chunks!.push(chunk);
+      return true;
+    }
+    let ok = true;
+    this.res.cork(() => {
+      ok = this.res.write(chunk);
+    });
+    if (ok) return true;
+    if (!this.writableHooked) {
+      this.writableHooked = true;
+      this.res.onWritable(this.onWritable);
+    }
+    return false;
+  }
+
+  private onWritable = (): boolean => {
+    this.resumeUpstream?.();
+    return true;
+  };
+
+  onComplete(): void {
+    if (this.aborted) return;
+    const res = this.res;
+    if (this.buffered) {
+      const chunks = this.chunks!;
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      res.cork(() => {
+        this.writeHead();
+        if (this.status === 204 || this.status === 304) res.endWithoutBody();
+        else res.end(body);
+      });
+    } else {
+      res.cork(() => res.end());
+    }
+    this.finish(this.status);
+  }
+
+  onError(err: Error): void {
+    if (this.aborted) return;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const up = this.upstream!;
+    if (this.status === 0) {
+      up.failed(Date.now());
+      up.inFlight--;
+      const connectFailure = RETRYABLE.has(code);
+      this.ctx.metrics.upstreamError(up.label, connectFailure ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset');
+      if (connectFailure && this.route!.upstreams.length > 1) {
+        // Nothing reached this upstream: try another one.
+        (this.tried ??= []).push(up);
+        this.upstream = null;
+        this.abortUpstream = null;
+        this.dispatchNext();
+        return;
+      }
+      this.upstream = null;
+      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+        this.fail(E.upstreamTimeout, 'The upstream did not answer in time.');
+      } else {
+        this.fail(E.upstreamFailed, 'The upstream could not be reached or closed the connection.');
+      }
+      return;
+    }
+    this.ctx.metrics.upstreamError(up.label, code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'reset');
+    if (!this.started) {
+      this.fail(E.upstreamFailed, 'The upstream failed while sending its response.');
+      return;
+    }
+    // Part of the response is already with the client: all we can do is cut it.
+    // finish first: close() runs onAborted synchronously.
+    this.finish(this.status);
+    this.res.close();
+  }
+
+  // ---- the client side ----
+
+  /** Answers the client with an OpenAI-shaped error and finishes. */
+  fail(kind: ErrorKind, message: string, param: string | null = null, extraHeaders?: Array<[string, string]>): void {
+    if (this.aborted || this.done) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(kind.status)).writeHeader('content-type', 'application/json');
+      if (extraHeaders) for (const [k, v] of extraHeaders) res.writeHeader(k, v);
+      res.end(errorBody(message, kind.type, kind.code, param));
+    });
+    this.finish(kind.status);
+  }
+
+  /** Answers the client with a JSON body and finishes. */
+  json(body: string): void {
+    if (this.aborted || this.done) return;
+    this.res.cork(() => this.res.writeHeader('content-type', 'application/json').end(body));
+    this.finish(200);
+  }
+
+  finish(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.upstream !== null) this.upstream.inFlight--;
+    this.ctx.requestFinished(this, status);
+  }
+}
+
+function rewriteModel(body: Buffer, model: string): Buffer {
+  const parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+  parsed.model = model;
+  return Buffer.from(JSON.stringify(parsed));
+}

@@ -1,0 +1,72 @@
+// A gateway worker process: one uWS server on the shared port (SO_REUSEPORT:
+// the kernel spreads connections over the workers).
+import cluster from 'node:cluster';
+import { uws, type us_listen_socket } from '../common/uws.js';
+import { createLogger, flushLogs } from '../common/logger.js';
+import type { GatewayConfig } from './config/schema.js';
+import { GatewayMetrics, promClient } from './metrics.js';
+import { Router } from './routing/router.js';
+import { KeyCache } from './auth/key-cache.js';
+import type { KeyRecord } from './auth/types.js';
+import { GatewayContext } from './http/context.js';
+import { createApp } from './http/server.js';
+import { MSG, type PrimaryMessage } from './ipc.js';
+
+export async function runWorker(): Promise<void> {
+  const cfg = JSON.parse(process.env.SLUICE_GATEWAY_CONFIG ?? '') as GatewayConfig;
+  const workerId = cluster.worker?.id ?? 0;
+  const logger = createLogger(cfg.log.level, { component: 'gateway', worker: workerId });
+  const metrics = new GatewayMetrics();
+  promClient.AggregatorRegistry.setRegistries([metrics.registry]);
+  // Constructing one is what makes prom-client answer the primary's requests.
+  new promClient.AggregatorRegistry();
+  const router = new Router(cfg);
+  const staticKeys = new Map<string, KeyRecord>(cfg.keys.map((k) => [k.sha256, { id: `config:${k.name}`, name: k.name, models: k.models }]));
+  const keys = new KeyCache(staticKeys, null);
+
+  let metricsSeq = 0;
+  const pendingMetrics = new Map<number, (text: string) => void>();
+  const metricsText = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const id = ++metricsSeq;
+      const timer = setTimeout(() => {
+        pendingMetrics.delete(id);
+        reject(new Error('metrics aggregation timed out'));
+      }, 5000);
+      pendingMetrics.set(id, (text) => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+      process.send!({ type: MSG.metricsRequest, id });
+    });
+
+  const ctx = new GatewayContext(cfg, router, keys, metrics, logger, metricsText);
+  const app = createApp(ctx);
+
+  const listenSocket = await new Promise<us_listen_socket | false>((resolve) => app.listen(cfg.listen.host, cfg.listen.port, resolve));
+  if (!listenSocket) {
+    logger.error({ host: cfg.listen.host, port: cfg.listen.port }, 'cannot listen');
+    flushLogs();
+    process.exit(3);
+  }
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    uws().us_listen_socket_close(listenSocket as us_listen_socket);
+    const drained = await ctx.drain(cfg.shutdown.drain_timeout_ms);
+    logger.info({ drained, inFlight: ctx.inFlight }, 'worker stopped');
+    flushLogs();
+    process.exit(0);
+  };
+
+  process.on('message', (m: PrimaryMessage) => {
+    if (m.type === MSG.metricsResponse) pendingMetrics.get(m.id)?.(m.text);
+    else if (m.type === MSG.shutdown) void stop();
+  });
+  // A Ctrl-C reaches the whole process group; the primary coordinates, we just drain.
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.send!({ type: MSG.listening, port: cfg.listen.port });
+}
