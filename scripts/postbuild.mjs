@@ -1,3 +1,5 @@
 // tsc keeps the shebang but not the executable bit of the CLI.
-import { chmodSync } from 'node:fs';
+import { chmodSync, cpSync } from 'node:fs';
 chmodSync(new URL('../dist/cli.js', import.meta.url), 0o755);
+// The load generator's web page is served from dist at runtime.
+cpSync(new URL('../loadgen/web', import.meta.url), new URL('../dist/loadgen/web', import.meta.url), { recursive: true });

@@ -1,0 +1,136 @@
+// A run specification: what the CLI flags and the REST API's POST body both
+// describe. One JSON Schema, compiled once, validates the REST body; the CLI's
+// flag parsers check each value and the same `checkSpec` checks combinations.
+import AjvModule from 'ajv';
+import { chatBodyOverhead } from './body.js';
+
+export type Arrival = 'constant' | 'poisson';
+
+export interface RunSpec {
+  /** Base URL ending in /v1. */
+  url: string;
+  key?: string;
+  model: string;
+  /** Concurrent users (closed loop) or the most requests in flight (open loop). */
+  workers: number;
+  /** Total requests, pulled from one shared queue; excludes durationS. */
+  requests?: number;
+  /** Run for this long instead of a fixed number of requests. */
+  durationS?: number;
+  /** The chat completion body is exactly this many bytes. */
+  requestBytes: number;
+  stream: boolean;
+  /** Open loop: arrivals per second (absent = closed loop). */
+  rate?: number;
+  arrival: Arrival;
+  /** Closed-loop load before measuring starts, not counted. */
+  warmupS: number;
+  threads: number;
+  headers: Record<string, string>;
+  timeoutS: number;
+}
+
+export const SPEC_DEFAULTS = {
+  model: 'benchmark-model',
+  workers: 10,
+  requestBytes: 1024,
+  stream: false,
+  arrival: 'constant' as Arrival,
+  warmupS: 0,
+  threads: 1,
+  timeoutS: 30,
+  /** When neither requests nor durationS is given. */
+  durationS: 10,
+};
+
+export const specSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    url: { type: 'string', pattern: '^https?://' },
+    key: { type: 'string' },
+    model: { type: 'string', minLength: 1 },
+    workers: { type: 'integer', minimum: 1, maximum: 100000 },
+    requests: { type: 'integer', minimum: 1 },
+    durationS: { type: 'number', exclusiveMinimum: 0 },
+    requestBytes: { type: 'integer', minimum: 1, maximum: 64 * 1024 * 1024 },
+    stream: { type: 'boolean' },
+    rate: { type: 'number', exclusiveMinimum: 0 },
+    arrival: { enum: ['constant', 'poisson'] },
+    warmupS: { type: 'number', minimum: 0 },
+    threads: { type: 'integer', minimum: 1, maximum: 256 },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    timeoutS: { type: 'number', exclusiveMinimum: 0 },
+  },
+} as const;
+
+// ajv is CommonJS; under NodeNext its default export is the module object.
+const Ajv = ((AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule) as unknown as typeof AjvModule.default;
+const validate = new Ajv({ allErrors: false }).compile(specSchema);
+
+export class SpecError extends Error {
+  override name = 'SpecError';
+  constructor(
+    message: string,
+    /** The field (REST) or flag (CLI) at fault. */
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Validates a REST body and fills defaults; throws SpecError naming the field. */
+export function parseSpec(body: unknown): RunSpec {
+  if (!validate(body)) {
+    const e = validate.errors![0]!;
+    let field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    if (e.keyword === 'required') field = (e.params as { missingProperty: string }).missingProperty;
+    if (e.keyword === 'additionalProperty' || e.keyword === 'additionalProperties') {
+      field = (e.params as { additionalProperty: string }).additionalProperty;
+      throw new SpecError(`unknown field '${field}'`, field);
+    }
+    throw new SpecError(`'${field || 'body'}' ${e.message ?? 'is invalid'}`, field || 'body');
+  }
+  const b = body as Partial<RunSpec> & { url: string };
+  const spec: RunSpec = {
+    url: b.url,
+    key: b.key,
+    model: b.model ?? SPEC_DEFAULTS.model,
+    workers: b.workers ?? SPEC_DEFAULTS.workers,
+    requests: b.requests,
+    durationS: b.durationS,
+    requestBytes: b.requestBytes ?? SPEC_DEFAULTS.requestBytes,
+    stream: b.stream ?? SPEC_DEFAULTS.stream,
+    rate: b.rate,
+    arrival: b.arrival ?? SPEC_DEFAULTS.arrival,
+    warmupS: b.warmupS ?? SPEC_DEFAULTS.warmupS,
+    threads: b.threads ?? SPEC_DEFAULTS.threads,
+    headers: b.headers ?? {},
+    timeoutS: b.timeoutS ?? SPEC_DEFAULTS.timeoutS,
+  };
+  return checkSpec(spec, (f) => f);
+}
+
+/**
+ * Checks what a schema cannot: combinations and the smallest body. `name`
+ * maps a spec field to what the user typed (a flag for the CLI).
+ */
+export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSpec {
+  if (spec.requests !== undefined && spec.durationS !== undefined) {
+    throw new SpecError(`${name('requests')} and ${name('durationS')} exclude each other`, name('requests'));
+  }
+  if (spec.requests === undefined && spec.durationS === undefined) spec.durationS = SPEC_DEFAULTS.durationS;
+  try {
+    new URL(spec.url);
+  } catch {
+    throw new SpecError(`${name('url')} must be an http(s) URL`, name('url'));
+  }
+  const min = chatBodyOverhead(spec.model, spec.stream);
+  if (spec.requestBytes < min) {
+    throw new SpecError(`${name('requestBytes')} must be at least ${min} for this model and mode`, name('requestBytes'));
+  }
+  spec.url = spec.url.replace(/\/+$/, '');
+  spec.threads = Math.min(spec.threads, spec.workers);
+  return spec;
+}

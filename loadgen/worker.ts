@@ -1,0 +1,290 @@
+// One worker thread of the load generator (a piscina task): runs its share of
+// the workers over one undici keep-alive Pool, through the low-level dispatch
+// API (no promise, stream or body object per request), and records latencies
+// in microseconds into its own histograms, which it returns encoded.
+import { Pool, type Dispatcher } from 'undici';
+import { performance } from 'node:perf_hooks';
+import { chatBody } from './body.js';
+import { SLOT, type ThreadResult, type ThreadTask } from './shared.js';
+import { encode, newHistogram, zeroErrors, type ErrorKind, type RawCounts } from './result.js';
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+
+export function errorKind(err: Error): ErrorKind {
+  const e = err as Error & { code?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code ?? '';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (TIMEOUT_CODES.has(code)) return 'timeout';
+  if (RESET_CODES.has(code)) return 'reset';
+  return 'other';
+}
+
+// One SSE event that carries generated text: a chat delta with non-empty
+// content, or a completion chunk with non-empty text. The role chunk
+// ("content":"") and the usage and [DONE] events do not match.
+const TOKEN_EVENT = /"(?:content|text)":"(?!")/g;
+
+type Outcome = (x: Exchange, err: Error | null) => void;
+
+/**
+ * One request in flight; each worker slot reuses its own. It implements
+ * undici's legacy handler interface (onConnect … onComplete), which the
+ * client calls directly; the newer controller interface adds a wrapper per request.
+ */
+class Exchange {
+  status = 0;
+  /** Intended (open loop) or actual (closed loop) send time, performance.now() ms. */
+  start = 0;
+  firstToken = 0;
+  lastToken = 0;
+  carry = '';
+  done = false;
+  /** True while pool.dispatch runs: an error raised inside it is reported on the next turn. */
+  dispatching = false;
+  constructor(
+    private readonly outcome: Outcome,
+    private readonly onTokens: ((x: Exchange, n: number) => void) | null,
+  ) {}
+
+  reset(start: number): void {
+    this.status = 0;
+    this.start = start;
+    this.firstToken = 0;
+    this.lastToken = 0;
+    this.carry = '';
+    this.done = false;
+  }
+
+  onConnect(): void {}
+
+  onHeaders(statusCode: number): boolean {
+    this.status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.onTokens === null || this.status !== 200) return true;
+    const text = this.carry + chunk.toString('latin1');
+    const end = text.lastIndexOf('\n\n');
+    if (end < 0) {
+      this.carry = text;
+      return true;
+    }
+    this.carry = text.slice(end + 2);
+    const n = text.slice(0, end).match(TOKEN_EVENT)?.length ?? 0;
+    if (n > 0) this.onTokens(this, n);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
+    this.done = true;
+    this.outcome(this, null);
+  }
+
+  onError(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.dispatching) setImmediate(() => this.outcome(this, err));
+    else this.outcome(this, err);
+  }
+}
+
+const us = (ms: number): number => Math.max(1, Math.round(ms * 1000));
+
+export default async function runThread(task: ThreadTask): Promise<ThreadResult> {
+  const { spec } = task;
+  const shared = new Int32Array(task.sab);
+  const url = new URL(spec.url);
+  const timeoutMs = spec.timeoutS * 1000;
+  const pool = new Pool(url.origin, {
+    connections: task.workers,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
+  });
+  const headers: string[] = ['content-type', 'application/json'];
+  if (spec.key) headers.push('authorization', `Bearer ${spec.key}`);
+  for (const [k, v] of Object.entries(spec.headers)) headers.push(k, v);
+  const dispatchOpts: Dispatcher.DispatchOptions = {
+    origin: url.origin,
+    path: `${url.pathname.replace(/\/+$/, '')}/chat/completions`,
+    method: 'POST',
+    headers,
+    body: chatBody(spec.requestBytes, spec.model, spec.stream),
+  };
+
+  const lat = newHistogram();
+  const ttft = spec.stream ? newHistogram() : null;
+  const itl = spec.stream ? newHistogram() : null;
+  const counts: RawCounts = { requests: 0, ok: 0, errorsByKind: zeroErrors(), errorsByStatus: {} };
+
+  // Phase: 0 warm-up (nothing counted), 1 measuring, 2 over (late completions ignored).
+  let phase = 0;
+  let goAt = 0;
+  let endAt = 0;
+  let inFlight = 0;
+  let arrivalsOver = false;
+  let finish: () => void = () => {};
+
+  const countError = (kind: ErrorKind, status = 0): void => {
+    counts.requests++;
+    counts.errorsByKind[kind]++;
+    if (status) counts.errorsByStatus[status] = (counts.errorsByStatus[status] ?? 0) + 1;
+    Atomics.add(shared, SLOT.DONE, 1);
+    Atomics.add(shared, SLOT.ERRORS, 1);
+  };
+
+  const onTokens = (x: Exchange, n: number): void => {
+    const now = performance.now();
+    if (phase === 1) {
+      if (x.firstToken === 0) ttft!.recordValue(us(now - x.start));
+      else itl!.recordValue(us(now - x.lastToken));
+      // Tokens that arrived in the same read were 0 ms apart for this client.
+      if (n > 1) itl!.recordValueWithCount(1, n - 1);
+    }
+    if (x.firstToken === 0) x.firstToken = now;
+    x.lastToken = now;
+  };
+
+  // What happens after each request; set per phase and mode below.
+  let next: (x: Exchange) => void = () => {};
+
+  const outcome: Outcome = (x, err) => {
+    inFlight--;
+    if (phase === 1) {
+      const now = performance.now();
+      if (err !== null) countError(errorKind(err));
+      else if (x.status >= 200 && x.status < 300) {
+        lat.recordValue(us(now - x.start));
+        counts.requests++;
+        counts.ok++;
+        Atomics.add(shared, SLOT.DONE, 1);
+      } else if (x.status >= 500) countError('5xx', x.status);
+      else if (x.status >= 400) countError('4xx', x.status);
+      else countError('other', x.status);
+      if (now > endAt) endAt = now;
+    }
+    next(x);
+  };
+
+  const send = (x: Exchange, start: number): void => {
+    inFlight++;
+    x.reset(start);
+    x.dispatching = true;
+    try {
+      pool.dispatch(dispatchOpts, x as unknown as Dispatcher.DispatchHandler);
+    } catch (err) {
+      x.onError(err as Error);
+    }
+    x.dispatching = false;
+  };
+
+  const slots: Exchange[] = [];
+  for (let i = 0; i < task.workers; i++) slots.push(new Exchange(outcome, spec.stream ? onTokens : null));
+
+  const stopped = (): boolean => Atomics.load(shared, SLOT.STOP) === 1;
+
+  // Warm-up: closed loop, nothing counted, no tickets claimed.
+  if (spec.warmupS > 0) {
+    const until = performance.now() + spec.warmupS * 1000;
+    await new Promise<void>((resolve) => {
+      next = (x) => {
+        if (performance.now() < until && !stopped()) send(x, performance.now());
+        else if (inFlight === 0) resolve();
+      };
+      for (const x of slots) send(x, performance.now());
+    });
+  }
+
+  // Wait for every thread, then start together.
+  Atomics.add(shared, SLOT.READY, 1);
+  Atomics.notify(shared, SLOT.READY);
+  const waitAsync = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<string> | string } }).waitAsync;
+  while (Atomics.load(shared, SLOT.GO) === 0) {
+    if (waitAsync) {
+      const w = waitAsync(shared, SLOT.GO, 0);
+      if (w.async) await w.value;
+    } else await new Promise((r) => setTimeout(r, 1));
+  }
+  phase = 1;
+  goAt = performance.now();
+  endAt = goAt;
+  const deadline = spec.durationS !== undefined ? goAt + spec.durationS * 1000 : Infinity;
+  const total = spec.requests ?? Infinity;
+  const claim = (): boolean => spec.requests === undefined || Atomics.add(shared, SLOT.CLAIMED, 1) < total;
+
+  await new Promise<void>((resolve) => {
+    let over = false;
+    let tickTimer: NodeJS.Timeout | null = null;
+    const deadlineTimer = deadline !== Infinity ? setTimeout(() => finish(), deadline - goAt) : null;
+    const stopPoll = setInterval(() => stopped() && finish(), 25);
+    finish = () => {
+      if (over) return;
+      over = true;
+      // Requests still in flight at the deadline or a cancel are not counted.
+      phase = 2;
+      clearInterval(stopPoll);
+      if (deadlineTimer) clearTimeout(deadlineTimer);
+      if (tickTimer) clearTimeout(tickTimer);
+      resolve();
+    };
+
+    if (task.rate === undefined) {
+      // Closed loop: each worker sends its next request as soon as the last one ends.
+      next = (x) => {
+        if (over) return;
+        if (!stopped() && performance.now() < deadline && claim()) send(x, performance.now());
+        else if (inFlight === 0) finish();
+      };
+      for (const x of slots) next(x);
+      if (inFlight === 0) finish();
+      return;
+    }
+
+    // Open loop: arrivals on a schedule, each timed from its intended send time
+    // (so a stalled server shows in the latencies instead of slowing the
+    // arrivals: no coordinated omission). An arrival with no free slot is dropped.
+    const rate = task.rate;
+    const free: Exchange[] = [...slots];
+    next = (x) => {
+      free.push(x);
+      if (arrivalsOver && inFlight === 0) finish();
+    };
+    let arrival = goAt + task.phaseMs;
+    const gap = (): number => (spec.arrival === 'poisson' ? (-Math.log(1 - Math.random()) * 1000) / rate : 1000 / rate);
+    const tick = (): void => {
+      tickTimer = null;
+      if (over) return;
+      const now = performance.now();
+      while (arrival <= now) {
+        if (stopped() || arrival >= deadline || !claim()) {
+          arrivalsOver = true;
+          if (inFlight === 0) finish();
+          return;
+        }
+        const x = free.pop();
+        if (x) send(x, arrival);
+        else {
+          countError('dropped');
+          if (arrival > endAt) endAt = arrival;
+        }
+        arrival += gap();
+      }
+      tickTimer = setTimeout(tick, arrival - now);
+    };
+    tick();
+  });
+
+  const elapsedMs = (deadline !== Infinity && !stopped() ? deadline : endAt) - goAt;
+  await pool.destroy().catch(() => {});
+  return {
+    ...counts,
+    elapsedMs,
+    histogram: encode(lat),
+    ...(ttft && itl ? { ttftHistogram: encode(ttft), itlHistogram: encode(itl) } : {}),
+  };
+}
