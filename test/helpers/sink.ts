@@ -14,8 +14,13 @@ export interface RunningProcess {
   exited: Promise<number | string>;
 }
 
-/** Spawns `node dist/cli.js ...args` and resolves on the first stdout JSON line that has `port`. */
-export function spawnCli(t: Test, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningProcess & { ready: Record<string, unknown> }> {
+/** Spawns `node dist/cli.js ...args` and resolves on the first stdout JSON line that `isReady` accepts (default: has `port`). */
+export function spawnCli(
+  t: Test,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  isReady: (msg: Record<string, unknown>) => boolean = (m) => typeof m.port === 'number',
+): Promise<RunningProcess & { ready: Record<string, unknown> }> {
   const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -34,7 +39,7 @@ export function spawnCli(t: Test, args: string[], env: NodeJS.ProcessEnv = {}): 
       if (resolved) return;
       try {
         const msg = JSON.parse(line) as Record<string, unknown>;
-        if (typeof msg.port === 'number') {
+        if (isReady(msg)) {
           resolved = true;
           resolve({ proc, output: () => out, exited, ready: msg });
         }

@@ -1,0 +1,70 @@
+import t from 'tap';
+import { request } from 'undici';
+import { startSink } from '../helpers/sink.js';
+import { auth, newKey, startGateway, waitFor } from '../helpers/gateway.js';
+
+t.test('streamed chunks pass through incrementally', async (t) => {
+  const sink = await startSink(t, ['--ttft-ms', '100', '--itl-ms', '80', '--output-tokens', '6']);
+  const key = newKey();
+  const gw = await startGateway(t, { models: { m: { upstreams: [{ url: sink.url }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  const res = await request(`${gw.url}/chat/completions`, {
+    method: 'POST',
+    headers: auth(key.secret),
+    body: JSON.stringify({ model: 'm', stream: true, stream_options: { include_usage: true } }),
+  });
+  t.equal(res.statusCode, 200);
+  t.match(String(res.headers['content-type']), /text\/event-stream/);
+  const arrivals: number[] = [];
+  let text = '';
+  for await (const chunk of res.body) {
+    arrivals.push(performance.now());
+    text += chunk.toString();
+  }
+  const events = text.split('\n\n').filter(Boolean);
+  t.equal(events.at(-1), 'data: [DONE]');
+  t.equal(events.length, 1 + 6 + 1 + 1 + 1, 'role, 6 tokens, finish, usage, [DONE]');
+  t.ok(arrivals.length >= 4, `the body arrived in ${arrivals.length} pieces, not one`);
+  t.ok(arrivals.at(-1)! - arrivals[0]! >= 250, `spread over ${(arrivals.at(-1)! - arrivals[0]!).toFixed(0)} ms (5 × itl 80)`);
+});
+
+t.test('a client that disconnects mid-stream cancels the upstream request', async (t) => {
+  const sink = await startSink(t, ['--itl-ms', '100', '--output-tokens', '100']);
+  const key = newKey();
+  const gw = await startGateway(t, { models: { m: { upstreams: [{ url: sink.url }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  const ac = new AbortController();
+  const res = await request(`${gw.url}/chat/completions`, {
+    method: 'POST',
+    headers: auth(key.secret),
+    body: JSON.stringify({ model: 'm', stream: true }),
+    signal: ac.signal,
+  });
+  let pieces = 0;
+  await t.rejects(
+    (async () => {
+      for await (const _ of res.body) {
+        if (++pieces === 3) ac.abort();
+      }
+    })(),
+  );
+  t.ok(await waitFor(async () => (await sink.stats()).aborted === 1, 3000), 'the sink saw its connection close');
+  const stats = await sink.stats();
+  t.equal(stats.inFlight, 0, 'nothing left in flight at the sink');
+});
+
+t.test('graceful shutdown finishes an in-flight stream, then exits 0', async (t) => {
+  const sink = await startSink(t, ['--itl-ms', '100', '--output-tokens', '10']);
+  const key = newKey();
+  const gw = await startGateway(t, { models: { m: { upstreams: [{ url: sink.url }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  const res = await request(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: JSON.stringify({ model: 'm', stream: true }) });
+  const body = (async () => {
+    let s = '';
+    for await (const c of res.body) s += c.toString();
+    return s;
+  })();
+  await new Promise((r) => setTimeout(r, 200));
+  gw.proc.kill('SIGTERM');
+  const text = await body;
+  t.match(text, /data: \[DONE\]\n\n$/, 'the stream ran to its end');
+  t.equal((text.match(/"content":"/g) ?? []).length, 1 + 10, 'every token arrived');
+  t.equal(await gw.exited, 0, 'the gateway exited 0');
+});
