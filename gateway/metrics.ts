@@ -55,6 +55,11 @@ export class GatewayMetrics {
     (c.time as unknown as { observe(v: number): void }).observe(seconds);
   }
 
+  tokens(model: string, prompt: number, completion: number): void {
+    this.usageTokens.inc({ model, kind: 'prompt' }, prompt);
+    this.usageTokens.inc({ model, kind: 'completion' }, completion);
+  }
+
   upstreamError(upstream: string, kind: string): void {
     this.upstreamErrors.inc({ upstream, kind });
   }

@@ -5,6 +5,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createLogger, flushLogs } from '../common/logger.js';
 import type { GatewayConfig } from './config/schema.js';
 import { promClient } from './metrics.js';
@@ -37,10 +39,19 @@ export function claimPort(host: string, port: number): Promise<number> {
   });
 }
 
+/** No store configured: SQLite in $SLUICE_DATA_DIR (default ./data) as sluice.db. Paths become absolute. */
+export function resolveStore(cfg: GatewayConfig): GatewayConfig['store'] {
+  const s = cfg.store;
+  if (s === undefined) return { kind: 'sqlite', path: resolve(process.env.SLUICE_DATA_DIR ?? 'data', 'sluice.db') };
+  if (s.kind === 'sqlite') return { kind: 'sqlite', path: resolve(s.path ?? resolve(process.env.SLUICE_DATA_DIR ?? 'data', 'sluice.db')) };
+  return s;
+}
+
 export async function runPrimary(cfg: GatewayConfig): Promise<void> {
   const logger = createLogger(cfg.log.level, { component: 'gateway-primary' });
   const port = await claimPort(cfg.listen.host, cfg.listen.port);
-  const resolved: GatewayConfig = { ...cfg, listen: { ...cfg.listen, port } };
+  const resolved: GatewayConfig = { ...cfg, listen: { ...cfg.listen, port }, store: resolveStore(cfg) };
+  if (resolved.store?.kind === 'sqlite') mkdirSync(dirname(resolved.store.path!), { recursive: true });
   const count = cfg.workers === 'auto' ? availableParallelism() : cfg.workers;
   const aggregator = new promClient.AggregatorRegistry();
 

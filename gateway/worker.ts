@@ -11,6 +11,9 @@ import type { KeyRecord } from './auth/types.js';
 import { GatewayContext } from './http/context.js';
 import { createApp } from './http/server.js';
 import { MSG, type PrimaryMessage } from './ipc.js';
+import { openStore, type KeyStore } from './store/index.js';
+import { RateLimiter } from './limits/rate-limiter.js';
+import { UsageAccumulator } from './usage/accumulator.js';
 
 export async function runWorker(): Promise<void> {
   const cfg = JSON.parse(process.env.SLUICE_GATEWAY_CONFIG ?? '') as GatewayConfig;
@@ -22,7 +25,32 @@ export async function runWorker(): Promise<void> {
   new promClient.AggregatorRegistry();
   const router = new Router(cfg);
   const staticKeys = new Map<string, KeyRecord>(cfg.keys.map((k) => [k.sha256, { id: `config:${k.name}`, name: k.name, models: k.models }]));
-  const keys = new KeyCache(staticKeys, null);
+  const store: KeyStore | null = cfg.store === undefined || cfg.store.kind === 'none' ? null : openStore(cfg.store as Parameters<typeof openStore>[0]);
+  if (store !== null) {
+    // Start even when the store is down: cached and static keys work, the rest gets 503 until it is back.
+    await store.ready(3000).catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'key store not reachable yet'));
+  }
+  const keys = new KeyCache(staticKeys, store);
+  const revoked = (ev: { id: string; sha256: string }): void => keys.evictHash(ev.sha256);
+  store?.onRevoked(revoked);
+  if (store?.kind === 'sqlite') {
+    // Revocations made by other processes on the same file (another instance,
+    // or `sluice keys revoke` against the file) are seen by polling.
+    let since = Date.now() - 2000;
+    setInterval(() => {
+      const from = since;
+      since = Date.now() - 2000;
+      store.listKeys().then(
+        (all) => {
+          for (const k of all) if (k.revokedAt !== undefined && k.revokedAt >= from) keys.evictHash(k.sha256);
+        },
+        () => undefined,
+      );
+    }, 500).unref();
+  }
+  const limiter = new RateLimiter(store);
+  const usage = new UsageAccumulator(store);
+  usage.start(1000);
 
   let metricsSeq = 0;
   const pendingMetrics = new Map<number, (text: string) => void>();
@@ -40,7 +68,9 @@ export async function runWorker(): Promise<void> {
       process.send!({ type: MSG.metricsRequest, id });
     });
 
-  const ctx = new GatewayContext(cfg, router, keys, metrics, logger, metricsText);
+  const ctx = new GatewayContext(cfg, router, keys, metrics, logger, metricsText, store, limiter, usage, (ev) =>
+    process.send!({ type: MSG.broadcast, payload: { revoked: ev } }),
+  );
   const app = createApp(ctx);
 
   const listenSocket = await new Promise<us_listen_socket | false>((resolve) => app.listen(cfg.listen.host, cfg.listen.port, resolve));
@@ -56,6 +86,8 @@ export async function runWorker(): Promise<void> {
     stopping = true;
     uws().us_listen_socket_close(listenSocket as us_listen_socket);
     const drained = await ctx.drain(cfg.shutdown.drain_timeout_ms);
+    await usage.stop().catch(() => undefined);
+    await store?.close().catch(() => undefined);
     logger.info({ drained, inFlight: ctx.inFlight }, 'worker stopped');
     flushLogs();
     process.exit(0);
@@ -64,6 +96,10 @@ export async function runWorker(): Promise<void> {
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === MSG.metricsResponse) pendingMetrics.get(m.id)?.(m.text);
     else if (m.type === MSG.shutdown) void stop();
+    else if (m.type === MSG.broadcast) {
+      const ev = (m.payload as { revoked?: { id: string; sha256: string } }).revoked;
+      if (ev) revoked(ev);
+    }
   });
   // A Ctrl-C reaches the whole process group; the primary coordinates, we just drain.
   process.on('SIGINT', () => void stop());

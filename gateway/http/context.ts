@@ -5,9 +5,14 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { KeyCache } from '../auth/key-cache.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Router } from '../routing/router.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
+import type { UsageAccumulator } from '../usage/accumulator.js';
+import type { KeyStore } from '../store/types.js';
+import type { KeyRecord } from '../auth/types.js';
 
 export interface FinishedExchange {
-  key: { id: string } | null;
+  key: KeyRecord | null;
+  usage: { prompt: number; completion: number } | null;
   model: string;
   upstream: { label: string } | null;
   startedAt: number;
@@ -29,6 +34,11 @@ export class GatewayContext {
     readonly logger: Logger,
     /** Cluster-wide metrics text (asks the primary to aggregate). */
     readonly metricsText: () => Promise<string>,
+    readonly store: KeyStore | null,
+    readonly limiter: RateLimiter,
+    readonly usage: UsageAccumulator,
+    /** Tells the other workers of this instance that a key was revoked. */
+    readonly broadcastRevocation: (ev: { id: string; sha256: string }) => void,
   ) {
     metrics.inFlightSource = () => this.inFlight;
   }
@@ -41,6 +51,12 @@ export class GatewayContext {
     this.inFlight--;
     const ms = performance.now() - ex.startedAt;
     this.metrics.observe(ex.model === '' ? '-' : ex.model, status, ms / 1000);
+    const u = ex.usage;
+    if (u !== null && ex.key !== null) {
+      this.usage.add(ex.key.id, ex.model, u.prompt, u.completion);
+      this.metrics.tokens(ex.model, u.prompt, u.completion);
+      this.limiter.consumeTokens(ex.key, u.prompt + u.completion);
+    }
     if (this.cfg.log.requests) {
       this.logger.info(
         {

@@ -13,6 +13,8 @@ import type { AuthResult } from '../auth/key-cache.js';
 import { E, type ErrorKind } from '../errors.js';
 import { ProxyExchange } from '../proxy/exchange.js';
 import type { GatewayContext } from './context.js';
+import { handleAdmin } from './admin.js';
+import type { Limited } from '../limits/rate-limiter.js';
 
 // Client request headers never forwarded upstream: hop-by-hop ones, the ones
 // undici sets itself, and the client's own key (the upstream's is injected).
@@ -71,6 +73,7 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
   });
 
   app.any('/v1/*', (res, req) => handleV1(ctx, res, req, modelsCreated));
+  app.any('/admin/v1/*', (res, req) => handleAdmin(ctx, res, req));
   app.any('/*', (res, req) => {
     sendError(res, E.unknownRoute, `Unknown request URL: ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
   });
@@ -183,7 +186,39 @@ function route(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: B
     ex.fail(E.modelNotAllowed, `This key may not use the model '${model}'.`, 'model');
     return;
   }
-  ex.forward(r, model, body, parsed.stream === true);
+  const stream = parsed.stream === true;
+  const admitted = ctx.limiter.admit(key);
+  const go = (limited: Limited | null): void => {
+    if (ex.aborted || ex.done) return;
+    if (limited !== null) {
+      rateLimited(ex, limited);
+      return;
+    }
+    let out = body;
+    if (stream && (ex.url === '/v1/chat/completions' || ex.url === '/v1/completions')) {
+      // Usage accounting needs the upstream's usage chunk; when the client did
+      // not ask for it we do, and strip it from what the client receives.
+      const p = parsed as { stream_options?: { include_usage?: boolean } };
+      if (p.stream_options?.include_usage !== true) {
+        p.stream_options = { ...(p.stream_options ?? {}), include_usage: true };
+        out = Buffer.from(JSON.stringify(p));
+        ex.stripUsage = true;
+      }
+    }
+    ex.forward(r, model, out, stream);
+  };
+  if (admitted instanceof Promise) admitted.then(go, () => go(null));
+  else go(admitted);
+}
+
+function rateLimited(ex: ProxyExchange, l: Limited): void {
+  const what = l.kind === 'requests' ? 'requests' : 'tokens';
+  ex.fail(E.rateLimited, `Rate limit reached: ${l.limit} ${what} per minute for this key. Retry after ${l.resetS} s.`, null, [
+    ['retry-after', String(l.resetS)],
+    [`x-ratelimit-limit-${what}`, String(l.limit)],
+    [`x-ratelimit-remaining-${what}`, '0'],
+    [`x-ratelimit-reset-${what}`, `${l.resetS}s`],
+  ]);
 }
 
 function listModels(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, created: number): void {

@@ -13,9 +13,11 @@ import type { GatewayContext } from '../http/context.js';
 import type { KeyRecord } from '../auth/types.js';
 import type { ModelRoute } from '../routing/router.js';
 import type { Upstream } from '../routing/upstream.js';
+import { parseUsage } from '../usage/accumulator.js';
 
 /** Responses up to this size (with a Content-Length) are sent to the client in one write. */
 const BUFFER_LIMIT = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 // Upstream response headers uWS writes itself, or that are hop-by-hop.
 const DROP_RESPONSE_HEADERS = new Set(['date', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
@@ -43,6 +45,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private responseHeaders: string[] = [];
   private writableHooked = false;
   streamed = false;
+  /** We asked the upstream for stream_options.include_usage: its usage chunk is ours, not the client's. */
+  stripUsage = false;
+  usage: { prompt: number; completion: number } | null = null;
+  private sseCarry: Buffer | null = null;
 
   constructor(
     readonly ctx: GatewayContext,
@@ -141,6 +147,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.chunks!.push(chunk);
       return true;
     }
+    if (this.streamed && this.status === 200) {
+      chunk = this.stripUsage ? this.filterEvents(chunk) : this.scanUsage(chunk);
+      if (chunk.length === 0) return true;
+    }
     let ok = true;
     this.res.cork(() => {
       ok = this.res.write(chunk);
@@ -151,6 +161,41 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.res.onWritable(this.onWritable);
     }
     return false;
+  }
+
+  /** Notes usage from a chunk the client asked for (kept as is). */
+  private scanUsage(chunk: Buffer): Buffer {
+    if (this.usage === null && chunk.includes('"usage"')) {
+      // An event may straddle two reads: look at the previous tail too.
+      const text = (this.sseCarry === null ? '' : this.sseCarry.toString('latin1')) + chunk.toString('latin1');
+      this.usage = parseUsage(text);
+    }
+    this.sseCarry = chunk.length > 512 ? chunk.subarray(chunk.length - 512) : chunk;
+    return chunk;
+  }
+
+  /** Passes complete SSE events on, minus the usage-only event we asked for. */
+  private filterEvents(chunk: Buffer): Buffer {
+    const buf = this.sseCarry === null ? chunk : Buffer.concat([this.sseCarry, chunk]);
+    const end = buf.lastIndexOf('\n\n');
+    if (end < 0) {
+      this.sseCarry = buf;
+      return EMPTY;
+    }
+    this.sseCarry = end + 2 < buf.length ? Buffer.from(buf.subarray(end + 2)) : null;
+    const complete = buf.subarray(0, end + 2);
+    const at = complete.indexOf('"usage"');
+    if (at < 0) return complete;
+    // Find the event holding "usage" and drop it if it carries no choices.
+    const start = complete.lastIndexOf('\n\n', at);
+    const evStart = start < 0 ? 0 : start + 2;
+    const evEnd = complete.indexOf('\n\n', at) + 2;
+    const event = complete.subarray(evStart, evEnd).toString('utf8');
+    if (!event.includes('"choices":[]')) return complete;
+    this.usage = parseUsage(event);
+    return evStart === 0 && evEnd === complete.length
+      ? EMPTY
+      : Buffer.concat([complete.subarray(0, evStart), complete.subarray(evEnd)]);
   }
 
   private onWritable = (): boolean => {
@@ -164,13 +209,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.buffered) {
       const chunks = this.chunks!;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (this.status === 200 && this.key !== null) this.usage = parseUsage(body.toString('latin1'));
       res.cork(() => {
         this.writeHead();
         if (this.status === 204 || this.status === 304) res.endWithoutBody();
         else res.end(body);
       });
     } else {
-      res.cork(() => res.end());
+      res.cork(() => {
+        if (this.sseCarry !== null && this.stripUsage) res.write(this.sseCarry);
+        res.end();
+      });
     }
     this.finish(this.status);
   }

@@ -31,7 +31,8 @@ export function writeConfig(config: unknown): string {
 }
 
 export async function startGateway(t: Test, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<GatewayHandle> {
-  const configPath = writeConfig({ listen: { host: '127.0.0.1', port: 0 }, workers: 2, ...config });
+  // No store unless a test asks for one: tests run in parallel and must not share ./data.
+  const configPath = writeConfig({ listen: { host: '127.0.0.1', port: 0 }, workers: 2, store: { kind: 'none' }, ...config });
   const p = await spawnCli(t, ['gateway', '--config', configPath, ...args], env, (m) => m.msg === 'gateway listening');
   const port = p.ready.port as number;
   const origin = `http://127.0.0.1:${port}`;
