@@ -17,8 +17,25 @@ import { wrk, chatBody } from './lib/wrk.mjs';
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-gw-'));
-const secret = `sk-bench-${randomBytes(24).toString('hex')}`;
+const storeKind = process.env.BENCH_STORE ?? 'none';
+let secret = `sk-bench-${randomBytes(24).toString('hex')}`;
 const sha256 = createHash('sha256').update(secret).digest('hex');
+let storeLine = 'store: { kind: none }';
+let redis = null;
+if (storeKind === 'sqlite' || storeKind === 'redis') {
+  // The key lives in the store (not the config), so the hot path goes through the key cache.
+  let target = join(dir, 'keys.db');
+  storeLine = `store: { kind: sqlite, path: "${target}" }`;
+  if (storeKind === 'redis') {
+    const port = 21000 + Math.floor(Math.random() * 20000);
+    redis = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 500));
+    target = `redis://127.0.0.1:${port}`;
+    storeLine = `store: { kind: redis, url: "${target}" }`;
+  }
+  const { execFileSync } = await import('node:child_process');
+  secret = JSON.parse(execFileSync(process.execPath, [cli, 'keys', 'create', '--store', target, '--name', 'bench']).toString()).secret;
+}
 const body = chatBody(1024);
 
 const sink = await spawnReady(process.execPath, [cli, 'sink', '--port', '0', '--wait-ms', '0'], jsonPort);
@@ -37,6 +54,7 @@ writeFileSync(
     'keys:',
     `  - { name: bench, sha256: ${sha256}, models: ["*"] }`,
     'log: { level: info, requests: true }',
+    storeLine,
   ].join('\n') + '\n',
 );
 // Request logs go to a file, as in production; the terminal stays readable.
@@ -103,9 +121,10 @@ for (const wait of [0, 100]) {
 await stop(gateway.proc);
 if (nginx) await stop(nginx);
 await stop(sink.proc);
+if (redis) await stop(redis);
 
 const f = (n, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
-console.log(`\ngateway benchmark: wrk -c100 -t2, POST 1 KB chat completions, ${seconds}s per cell, all on this machine\n`);
+console.log(`\ngateway benchmark: wrk -c100 -t2, POST 1 KB chat completions, ${seconds}s per cell, key store: ${storeKind}, all on this machine\n`);
 console.log('| path   | wait ms |    req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB | errors |');
 console.log('|--------|---------|----------|--------|--------|------------|-------------|--------|');
 for (const r of results) {

@@ -36,6 +36,8 @@ function describe(err: ErrorObject): string {
 export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const cfg = structuredClone(raw ?? {}) as Record<string, unknown>;
   if (typeof cfg !== 'object' || Array.isArray(cfg)) throw new ConfigError('config: must be a YAML mapping');
+  // A section left with only comments in it (`keys:`) parses as null: treat it as absent.
+  for (const k of Object.keys(cfg)) if (cfg[k] === null) delete cfg[k];
   if (!validate(cfg)) throw new ConfigError(`config: ${describe(validate.errors![0]!)}`);
   const c = cfg as unknown as GatewayConfig;
   if (overrides.host !== undefined) c.listen.host = overrides.host;
