@@ -1,0 +1,286 @@
+// SQLite key store: one file, WAL, shared by the gateway's cluster workers.
+// Every write that must be atomic across processes runs in an IMMEDIATE
+// transaction (takes the write lock up front; busy_timeout makes others wait).
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { KeyRecord } from '../auth/types.js';
+import { newKeyId, newSecret, optInt, sha256Hex, toInt, validateNewKey } from './common.js';
+import type { KeyStore, NewKey, RevocationListener, StoredKey, UsageDelta, UsageRow } from './types.js';
+
+/** Ordered migrations; migration i brings the schema to user_version i+1. Append only. */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE keys (
+     id          TEXT PRIMARY KEY,
+     name        TEXT NOT NULL,
+     sha256      TEXT NOT NULL UNIQUE,
+     models      TEXT NOT NULL,
+     rpm         INTEGER,
+     tpm         INTEGER,
+     expires_at  INTEGER,
+     revoked_at  INTEGER,
+     created_at  INTEGER NOT NULL
+   );
+   CREATE TABLE usage (
+     key_id            TEXT NOT NULL,
+     model             TEXT NOT NULL,
+     requests          INTEGER NOT NULL DEFAULT 0,
+     prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+     completion_tokens INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (key_id, model)
+   );
+   CREATE TABLE rate_windows (
+     key_id     TEXT NOT NULL,
+     kind       TEXT NOT NULL,
+     window_id  INTEGER NOT NULL,
+     used       INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (key_id, kind, window_id)
+   );
+   CREATE INDEX rate_windows_created ON rate_windows (created_at);`,
+];
+
+/** Windows older than this are dropped (windows are expected to be about a minute long). */
+const WINDOW_RETENTION_MS = 5 * 60_000;
+const SWEEP_EVERY_MS = 30_000;
+
+interface KeyRow {
+  id: string;
+  name: string;
+  sha256: string;
+  models: string;
+  rpm: number | null;
+  tpm: number | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+}
+
+function toKey(r: KeyRow): StoredKey {
+  const k: StoredKey = { id: r.id, name: r.name, models: JSON.parse(r.models) as string[], sha256: r.sha256, createdAt: r.created_at };
+  if (r.rpm !== null) k.rpm = r.rpm;
+  if (r.tpm !== null) k.tpm = r.tpm;
+  if (r.expires_at !== null) k.expiresAt = r.expires_at;
+  if (r.revoked_at !== null) k.revokedAt = r.revoked_at;
+  return k;
+}
+
+function toRecord(k: StoredKey): KeyRecord {
+  const { sha256: _s, createdAt: _c, ...rec } = k;
+  return rec;
+}
+
+export interface SqliteStoreOptions {
+  /** busy_timeout in ms (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+export function migrate(db: Database.Database): number {
+  const run = db.transaction(() => {
+    let v = db.pragma('user_version', { simple: true }) as number;
+    for (; v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+    return v;
+  });
+  return run.immediate();
+}
+
+export class SqliteKeyStore implements KeyStore {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly listeners: RevocationListener[] = [];
+  private lastSweep = 0;
+  private readonly st;
+  private readonly leaseTx: (keyId: string, kind: string, windowId: number, want: number, limit: number, now: number) => number;
+  private readonly chargeTx: (keyId: string, kind: string, windowId: number, n: number, now: number) => void;
+  private readonly usageTx: (deltas: UsageDelta[]) => void;
+  private readonly revokeTx: (id: string, now: number) => KeyRow | undefined;
+
+  constructor(path: string, opts: SqliteStoreOptions = {}) {
+    this.path = path === ':memory:' ? path : resolve(path);
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    const db = (this.db = new Database(this.path));
+    try {
+      db.pragma(`busy_timeout = ${Math.floor(opts.busyTimeoutMs ?? 5000)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      migrate(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.st = {
+      insertKey: db.prepare(
+        `INSERT INTO keys (id, name, sha256, models, rpm, tpm, expires_at, revoked_at, created_at)
+         VALUES (@id, @name, @sha256, @models, @rpm, @tpm, @expires_at, NULL, @created_at)`,
+      ),
+      byHash: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE sha256 = ?'),
+      byId: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE id = ?'),
+      all: db.prepare<[], KeyRow>('SELECT * FROM keys ORDER BY created_at, id'),
+      revoke: db.prepare('UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      addUsage: db.prepare(
+        `INSERT INTO usage (key_id, model, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key_id, model) DO UPDATE SET
+           requests = requests + excluded.requests,
+           prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+           completion_tokens = completion_tokens + excluded.completion_tokens`,
+      ),
+      usageAll: db.prepare('SELECT key_id, model, requests, prompt_tokens, completion_tokens FROM usage ORDER BY key_id, model'),
+      usageOne: db.prepare('SELECT key_id, model, requests, prompt_tokens, completion_tokens FROM usage WHERE key_id = ? ORDER BY model'),
+      windowGet: db.prepare<[string, string, number], { used: number }>(
+        'SELECT used FROM rate_windows WHERE key_id = ? AND kind = ? AND window_id = ?',
+      ),
+      windowAdd: db.prepare(
+        `INSERT INTO rate_windows (key_id, kind, window_id, used, created_at) VALUES (?, ?, ?, max(?, 0), ?)
+         ON CONFLICT (key_id, kind, window_id) DO UPDATE SET used = max(used + excluded.used, 0)`,
+      ),
+      windowCharge: db.prepare(
+        `INSERT INTO rate_windows (key_id, kind, window_id, used, created_at) VALUES (?, ?, ?, max(?, 0), ?)
+         ON CONFLICT (key_id, kind, window_id) DO UPDATE SET used = max(used + ?, 0)`,
+      ),
+      sweep: db.prepare('DELETE FROM rate_windows WHERE created_at < ?'),
+    };
+    const st = this.st;
+    this.leaseTx = db.transaction((keyId: string, kind: string, windowId: number, want: number, limit: number, now: number) => {
+      const used = st.windowGet.get(keyId, kind, windowId)?.used ?? 0;
+      const grant = Math.max(0, Math.min(want, limit - used));
+      if (grant > 0) st.windowAdd.run(keyId, kind, windowId, grant, now);
+      return grant;
+    }).immediate;
+    this.chargeTx = db.transaction((keyId: string, kind: string, windowId: number, n: number, now: number) => {
+      st.windowCharge.run(keyId, kind, windowId, n, now, n);
+    }).immediate;
+    this.usageTx = db.transaction((deltas: UsageDelta[]) => {
+      for (const d of deltas)
+        st.addUsage.run(d.keyId, d.model, toInt(d.requests), toInt(d.promptTokens), toInt(d.completionTokens));
+    }).immediate;
+    this.revokeTx = db.transaction((id: string, now: number) => {
+      st.revoke.run(now, id);
+      return st.byId.get(id);
+    }).immediate;
+  }
+
+  async lookup(sha256Hex: string): Promise<KeyRecord | null> {
+    const r = this.st.byHash.get(sha256Hex);
+    return r ? toRecord(toKey(r)) : null;
+  }
+
+  async createKey(input: NewKey): Promise<{ key: StoredKey; secret: string }> {
+    validateNewKey(input);
+    const secret = newSecret();
+    const key: StoredKey = {
+      id: newKeyId(),
+      name: input.name,
+      models: input.models ?? ['*'],
+      sha256: sha256Hex(secret),
+      createdAt: Date.now(),
+    };
+    const rpm = optInt(input.rpm, 'rpm');
+    const tpm = optInt(input.tpm, 'tpm');
+    const expiresAt = optInt(input.expiresAt, 'expiresAt');
+    if (rpm !== undefined) key.rpm = rpm;
+    if (tpm !== undefined) key.tpm = tpm;
+    if (expiresAt !== undefined) key.expiresAt = expiresAt;
+    this.st.insertKey.run({
+      id: key.id,
+      name: key.name,
+      sha256: key.sha256,
+      models: JSON.stringify(key.models),
+      rpm: rpm ?? null,
+      tpm: tpm ?? null,
+      expires_at: expiresAt ?? null,
+      created_at: key.createdAt,
+    });
+    return { key, secret };
+  }
+
+  async listKeys(): Promise<StoredKey[]> {
+    return this.st.all.all().map(toKey);
+  }
+
+  async getKey(id: string): Promise<StoredKey | null> {
+    const r = this.st.byId.get(id);
+    return r ? toKey(r) : null;
+  }
+
+  async revokeKey(id: string): Promise<StoredKey | null> {
+    const r = this.revokeTx(id, Date.now());
+    if (!r) return null;
+    const key = toKey(r);
+    for (const l of this.listeners.slice()) {
+      try {
+        l({ id: key.id, sha256: key.sha256 });
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
+    return key;
+  }
+
+  async addUsage(deltas: UsageDelta[]): Promise<void> {
+    if (deltas.length > 0) this.usageTx(deltas);
+  }
+
+  async usage(keyId?: string): Promise<UsageRow[]> {
+    const rows = (keyId === undefined ? this.st.usageAll.all() : this.st.usageOne.all(keyId)) as {
+      key_id: string;
+      model: string;
+      requests: number;
+      prompt_tokens: number;
+      completion_tokens: number;
+    }[];
+    return rows.map((r) => ({
+      keyId: r.key_id,
+      model: r.model,
+      requests: r.requests,
+      promptTokens: r.prompt_tokens,
+      completionTokens: r.completion_tokens,
+    }));
+  }
+
+  async lease(keyId: string, kind: 'req' | 'tok', windowId: number, want: number, limit: number): Promise<number> {
+    want = toInt(want);
+    limit = toInt(limit);
+    if (want <= 0 || limit <= 0) return 0;
+    const now = Date.now();
+    this.maybeSweep(now);
+    return this.leaseTx(keyId, kind, toInt(windowId), want, limit, now);
+  }
+
+  async charge(keyId: string, kind: 'req' | 'tok', windowId: number, n: number): Promise<void> {
+    n = toInt(n);
+    if (n === 0) return;
+    const now = Date.now();
+    this.maybeSweep(now);
+    this.chargeTx(keyId, kind, toInt(windowId), n, now);
+  }
+
+  async windowUsed(keyId: string, kind: 'req' | 'tok', windowId: number): Promise<number> {
+    return this.st.windowGet.get(keyId, kind, toInt(windowId))?.used ?? 0;
+  }
+
+  private maybeSweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_EVERY_MS) return;
+    this.lastSweep = now;
+    try {
+      this.st.sweep.run(now - WINDOW_RETENTION_MS);
+    } catch {
+      /* busy: another process will sweep, or we will next time */
+    }
+  }
+
+  onRevoked(listener: RevocationListener): void {
+    this.listeners.push(listener);
+  }
+
+  async ready(): Promise<void> {
+    if (!this.db.open) throw new Error('sqlite store is closed');
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

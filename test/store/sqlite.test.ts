@@ -1,0 +1,59 @@
+import t from 'tap';
+import Database from 'better-sqlite3';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MIGRATIONS, openStore, SqliteKeyStore } from '../../gateway/store/index.js';
+import { runSuite } from './suite.js';
+
+const dir = t.testdir({});
+const path = join(dir, 'nested', 'deeper', 'sluice.db');
+
+runSuite(t, {
+  cfg: { kind: 'sqlite', path },
+  open: () => openStore({ kind: 'sqlite', path }),
+  dump: async () => Buffer.concat([path, path + '-wal', path + '-shm'].filter((p) => existsSync(p)).map((p) => readFileSync(p))),
+  crossInstanceRevocations: false,
+});
+
+t.test('sqlite: parent directory created, WAL mode, schema version', async (t) => {
+  const p = join(t.testdir({}), 'a', 'b', 'c.db');
+  const s = new SqliteKeyStore(p);
+  t.teardown(() => s.close());
+  t.ok(existsSync(p), 'file and parents created');
+  const db = new Database(p, { readonly: true });
+  t.teardown(() => db.close());
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  t.same(tables, ['keys', 'rate_windows', 'usage']);
+});
+
+t.test('sqlite: migrations are idempotent (reopen keeps data, version unchanged)', async (t) => {
+  const p = join(t.testdir({}), 'm.db');
+  const s1 = openStore({ kind: 'sqlite', path: p });
+  const { key, secret } = await s1.createKey({ name: 'kept' });
+  await s1.addUsage([{ keyId: key.id, model: 'm', requests: 1, promptTokens: 2, completionTokens: 3 }]);
+  // Open a second one while the first is still open, then reopen after closing.
+  const s2 = openStore({ kind: 'sqlite', path: p });
+  t.same(await s2.getKey(key.id), key);
+  await s1.close();
+  await s2.close();
+  const s3 = openStore({ kind: 'sqlite', path: p });
+  t.teardown(() => s3.close());
+  t.same(await s3.getKey(key.id), key);
+  t.equal((await s3.lookup(key.sha256))?.id, key.id);
+  t.same(await s3.usage(key.id), [{ keyId: key.id, model: 'm', requests: 1, promptTokens: 2, completionTokens: 3 }]);
+  const db = new Database(p, { readonly: true });
+  t.teardown(() => db.close());
+  t.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  t.notOk(readFileSync(p).includes(secret));
+});
+
+t.test('sqlite: lookup rejects (not null) when the store is unusable', async (t) => {
+  const p = join(t.testdir({}), 'closed.db');
+  const s = openStore({ kind: 'sqlite', path: p });
+  const { key } = await s.createKey({ name: 'x' });
+  await s.close();
+  await t.rejects(s.lookup(key.sha256));
+  await t.rejects(s.ready());
+});
