@@ -71,7 +71,7 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
     w.on('message', (m: WorkerMessage) => {
       if (m.type === MSG.listening) {
         listening.add(w.id);
-        if (!announced && listening.size >= count) {
+        if (!announced && !stopping && listening.size >= count) {
           announced = true;
           logger.info({ host: resolved.listen.host, port, workers: count }, 'gateway listening');
           flushLogs();
