@@ -57,3 +57,18 @@ t.test('sqlite: lookup rejects (not null) when the store is unusable', async (t)
   await t.rejects(s.lookup(key.sha256));
   await t.rejects(s.ready());
 });
+
+t.test('sqlite: old rate windows are dropped', async (t) => {
+  const p = join(t.testdir({}), 'sweep.db');
+  const a = openStore({ kind: 'sqlite', path: p });
+  t.teardown(() => a.close());
+  t.equal(await a.lease('k', 'req', 1, 3, 10), 3);
+  const db = new Database(p);
+  db.prepare('UPDATE rate_windows SET created_at = ?').run(Date.now() - 10 * 60_000);
+  db.close();
+  const b = openStore({ kind: 'sqlite', path: p });
+  t.teardown(() => b.close());
+  t.equal(await b.lease('k', 'req', 2, 1, 10), 1, 'a lease in a new window sweeps');
+  t.equal(await b.windowUsed('k', 'req', 1), 0, 'the old window is gone');
+  t.equal(await b.windowUsed('k', 'req', 2), 1, 'the current one stays');
+});
