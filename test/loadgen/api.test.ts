@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { spawnCli, startSink, type RunningProcess } from '../helpers/sink.js';
-import { sleep } from './lib.js';
+import { sleep } from './fixtures/loadgen.js';
 
 interface Bench {
   id: string;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { runCli, startSink } from '../helpers/sink.js';
-import { closedPort, loadgen } from './lib.js';
+import { closedPort, loadgen } from './fixtures/loadgen.js';
 
 t.test('refused connections are counted as refused', async (t) => {
   const port = await closedPort();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { runCli, startSink } from '../helpers/sink.js';
-import { loadgen, type Result } from './lib.js';
+import { loadgen, type Result } from './fixtures/loadgen.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-merge-'));
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startSink, type SinkHandle } from '../helpers/sink.js';
-import { loadgen, loadgenBackground, sleep } from './lib.js';
+import { loadgen, loadgenBackground, sleep } from './fixtures/loadgen.js';
 
 // Stalls the sink process for a second (SIGSTOP/SIGCONT) once it has served some requests.
 async function stallOnce(sink: SinkHandle): Promise<void> {
@@ -42,9 +42,11 @@ t.test('open loop: arrivals that find no free worker are dropped', async (t) => 
 
 t.test('poisson arrivals average the rate', async (t) => {
   const sink = await startSink(t);
-  const r = await loadgen(sink.url, ['--workers', '20', '--rate', '400', '--arrival', 'poisson', '--requests', '200', '--threads', '2']);
+  const r = await loadgen(sink.url, ['--workers', '100', '--rate', '400', '--arrival', 'poisson', '--requests', '200', '--threads', '2']);
   t.equal(r.requests, 200);
-  t.equal(r.ok, 200);
+  // A burst may still find every worker busy on a loaded machine; those are dropped, not lost.
+  t.equal(r.ok + r.errorsByKind.dropped, 200);
+  t.ok(r.ok >= 150, `${r.ok} sent`);
   // 200 arrivals at 400/s take about 0.5 s; a Poisson sum of 200 gaps is above 0.3 s with overwhelming odds (the arrivals cannot come sooner).
   t.ok(r.durationS > 0.3 && r.durationS < 3, `durationS ${r.durationS}`);
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startSink } from '../helpers/sink.js';
-import { loadgen } from './lib.js';
+import { loadgen } from './fixtures/loadgen.js';
 
 t.test('exactly --requests N reach the sink, whatever the split over workers and threads', async (t) => {
   const sink = await startSink(t, ['--wait-ms', '1']);
