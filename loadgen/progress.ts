@@ -41,14 +41,23 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): P
     };
   }
   let last = 0;
+  let latest: Progress | null = null;
+  const line = (p: Progress): string => {
+    const of = p.total !== null ? `${p.done}/${p.total}` : `${p.done} in ${p.elapsedS.toFixed(1)}/${p.durationS}s`;
+    return `loadgen: ${p.phase} ${of} requests, ${p.rps.toFixed(0)} req/s, ${p.errors} errors\n`;
+  };
   return {
     update(p) {
+      latest = p;
       const now = Date.now();
       if (now - last < 1000) return;
       last = now;
-      const of = p.total !== null ? `${p.done}/${p.total}` : `${p.done} in ${p.elapsedS.toFixed(1)}/${p.durationS}s`;
-      stream.write(`loadgen: ${p.phase} ${of} requests, ${p.rps.toFixed(0)} req/s, ${p.errors} errors\n`);
+      latest = null;
+      stream.write(line(p));
     },
-    stop() {},
+    stop() {
+      // The final count, unless it was the last line written.
+      if (latest) stream.write(line(latest));
+    },
   };
 }

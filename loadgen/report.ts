@@ -6,9 +6,9 @@ function row(name: string, s: LatencySummary): string {
   return `| ${name.padEnd(14)} |${c(s.avg)} |${c(s.p50)} |${c(s.p90)} |${c(s.p99)} |${c(s.p999)} |${c(s.max)} |`;
 }
 
-export function formatResult(r: LoadgenResult): string {
+export function formatResult(r: LoadgenResult & { canceled?: boolean }): string {
   const lines = [
-    `requests ${r.requests}  ok ${r.ok}  errors ${r.errors}  in ${r.durationS.toFixed(2)} s  =>  ${r.rps.toFixed(2)} req/s`,
+    `${r.canceled ? '(canceled) ' : ''}requests ${r.requests}  ok ${r.ok}  errors ${r.errors}  in ${r.durationS.toFixed(2)} s  =>  ${r.rps.toFixed(2)} req/s`,
     '',
     '| latency (ms)   |      avg |      p50 |      p90 |      p99 |    p99.9 |      max |',
     '|----------------|----------|----------|----------|----------|----------|----------|',

@@ -5,6 +5,28 @@ const $ = (id) => document.getElementById(id);
 let current = null;
 let source = null;
 let chart = null;
+let rateChart = null;
+let rateData = [[], []];
+
+// Live requests per second against seconds since the start.
+function plotRate(p) {
+  if (p.phase !== 'running') return;
+  rateData[0].push(p.elapsedS);
+  rateData[1].push(p.rps);
+  if (!rateChart) {
+    rateChart = new uPlot(
+      {
+        width: 600,
+        height: 180,
+        scales: { x: { time: false } },
+        axes: [{ label: 'seconds' }, { label: 'req/s' }],
+        series: [{ label: 's' }, { label: 'req/s', stroke: '#2e7d32', width: 2 }],
+      },
+      rateData,
+      $('rate-chart'),
+    );
+  } else rateChart.setData(rateData);
+}
 
 function specFromForm() {
   const spec = { url: $('url').value.trim(), workers: Number($('workers').value), stream: $('stream').checked };
@@ -34,6 +56,7 @@ function showProgress(p) {
     bar.max = p.durationS || 1;
     bar.value = Math.min(p.elapsedS, bar.max);
   }
+  plotRate(p);
   $('progress-text').textContent = `${p.phase}: ${p.done}${p.total !== null ? '/' + p.total : ''} requests, ${Math.round(p.rps)} req/s, ${p.errors} errors`;
 }
 
@@ -107,6 +130,9 @@ $('spec').addEventListener('submit', async (e) => {
     return;
   }
   current = body.id;
+  if (rateChart) rateChart.destroy();
+  rateChart = null;
+  rateData = [[], []];
   say(`Benchmark ${current} running.`);
   $('start').disabled = true;
   $('cancel').disabled = false;

@@ -41,6 +41,7 @@ t.test('the web page starts a run, shows progress, the result and the percentile
   t.ok(canvas, 'uPlot drew the chart');
   const size = await canvas!.boundingBox();
   t.ok(size && size.width > 100 && size.height > 100, 'the chart has a size');
+  t.ok(await page.$('#rate-chart .uplot canvas'), 'the live rate chart was drawn');
   t.same(failed, [], 'no failed requests or page errors');
 
   // A spec the API rejects (the form allows it) shows the API's message.
