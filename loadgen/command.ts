@@ -36,10 +36,10 @@ export function registerLoadgenCommand(program: Command): void {
     .option('--stream', 'stream responses and report time to first token and inter-token latency', false)
     .option('--rate <r>', 'open loop: arrivals per second (latency timed from the intended send time)', positiveNumber)
     .addOption(new Option('--arrival <kind>', 'open loop: arrival process').choices(['constant', 'poisson']).default(d.arrival))
-    .option('--warmup <time>', 'closed-loop load before measuring, not counted', seconds(0), d.warmupS)
+    .addOption(new Option('--warmup <time>', 'closed-loop load before measuring, not counted').argParser(seconds(0)).default(d.warmupS, `${d.warmupS}s`))
     .option('--threads <n>', 'worker threads the workers are spread over', integer(1, 256), d.threads)
-    .option('--header <name:value>', 'extra request header (repeatable)', header, {})
-    .option('--timeout <time>', 'per-request timeout (connect, headers, between body chunks)', seconds(0.001), d.timeoutS)
+    .option('--header <name:value>', 'extra request header (repeatable)', header)
+    .addOption(new Option('--timeout <time>', 'per-request timeout (connect, headers, between body chunks)').argParser(seconds(0.001)).default(d.timeoutS, `${d.timeoutS}s`))
     .option('--json', 'print the result as one JSON object', false)
     .action(async (o: Record<string, unknown>) => {
       let spec: RunSpec;
@@ -58,7 +58,7 @@ export function registerLoadgenCommand(program: Command): void {
             arrival: o.arrival as Arrival,
             warmupS: o.warmup as number,
             threads: o.threads as number,
-            headers: o.header as Record<string, string>,
+            headers: (o.header as Record<string, string> | undefined) ?? {},
             timeoutS: o.timeout as number,
           },
           (f) => FLAG[f] ?? f,

@@ -65,3 +65,11 @@ t.test('--duration runs for about that long', async (t) => {
   const stats = await sink.stats();
   t.ok(stats.requests >= r.requests, 'the sink saw the counted requests (and the warm-up)');
 });
+
+t.test('--header is sent with every request', async (t) => {
+  // The sink honours x-sluice-wait-ms per request.
+  const sink = await startSink(t);
+  const r = await loadgen(sink.url, ['--requests', '20', '--workers', '4', '--header', 'x-sluice-wait-ms: 50', '--key', 'sk-test']);
+  t.equal(r.ok, 20);
+  t.ok(r.latencyMs.p50 >= 50, `p50 ${r.latencyMs.p50} reflects the header's 50 ms wait`);
+});
