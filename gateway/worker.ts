@@ -48,7 +48,9 @@ export async function runWorker(): Promise<void> {
       );
     }, 500).unref();
   }
-  const limiter = new RateLimiter(store);
+  const limiter = new RateLimiter(store, (err) =>
+    logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'rate-limit lease failed; admitting the request'),
+  );
   const usage = new UsageAccumulator(store);
   usage.start(1000);
 

@@ -24,7 +24,10 @@ const WINDOW_MS = 60_000;
 export class RateLimiter {
   private readonly budgets = new Map<string, Budget>();
 
-  constructor(private readonly store: KeyStore | null) {}
+  constructor(
+    private readonly store: KeyStore | null,
+    private readonly onStoreError: (err: unknown) => void = () => undefined,
+  ) {}
 
   /** null when the request may go ahead; sync unless a lease must be fetched. */
   admit(key: KeyRecord, now = Date.now()): Limited | null | Promise<Limited | null> {
@@ -91,7 +94,10 @@ export class RateLimiter {
         return false;
       },
       // The store is unreachable: fail open rather than refuse every request.
-      () => true,
+      (err: unknown) => {
+        this.onStoreError(err);
+        return true;
+      },
     );
   }
 }
