@@ -2,7 +2,7 @@
 // --config) or against a running gateway's admin API (--url, with the admin
 // token from $SLUICE_ADMIN_TOKEN).
 import type { Command } from 'commander';
-import { sha256Hex } from './auth/key-cache.js';
+import { sha256Hex } from './auth/key-hash.js';
 import { integer, list } from '../common/cli-args.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { resolveStore } from './primary.js';

@@ -2,12 +2,8 @@
 // are checked first (a map lookup by hash); store keys through a bounded LRU
 // with a TTL, plus a short negative cache so a flood of bad keys cannot hammer
 // the store. A cached key costs no I/O: the hot path stays synchronous.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './key-hash.js';
 import type { KeyRecord, KeySource } from './types.js';
-
-export function sha256Hex(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
 
 export type AuthResult = { key: KeyRecord } | { error: 'invalid' | 'unavailable' };
 
@@ -15,6 +11,8 @@ interface Entry {
   key: KeyRecord | null;
   hash: string;
   expires: number;
+  /** Value of KeyCache.seq when the entry was last (re)inserted. */
+  seq: number;
 }
 
 export interface KeyCacheOptions {
@@ -23,21 +21,34 @@ export interface KeyCacheOptions {
   negativeTtlMs: number;
 }
 
+// LRU through Map order (insertion order: the first entry is the least
+// recently used). A hit re-inserts its entry (delete+set) only once half the
+// capacity's worth of insertions has been made since its own, so a busy key
+// costs a get and a compare per request. The price of that shortcut: a key in
+// use is sure to outlive maxEntries/2 new keys, where a strict LRU would keep
+// it for maxEntries.
 export class KeyCache {
   private readonly entries = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<AuthResult>>();
+  private seq = 0;
+  private readonly refreshAfter: number;
 
   constructor(
     private readonly staticKeys: ReadonlyMap<string, KeyRecord>,
     private readonly source: KeySource | null,
     private readonly opts: KeyCacheOptions = { maxEntries: 100_000, ttlMs: 60_000, negativeTtlMs: 2_000 },
-  ) {}
+  ) {
+    this.refreshAfter = Math.ceil(opts.maxEntries / 2);
+  }
 
   /** Synchronous when the answer is cached (or the key is static), a promise otherwise. */
   authenticate(secret: string, now = Date.now()): AuthResult | Promise<AuthResult> {
     const e = this.entries.get(secret);
     if (e !== undefined) {
-      if (e.expires > now) return e.key !== null && live(e.key, now) ? { key: e.key } : { error: 'invalid' };
+      if (e.expires > now) {
+        if (this.seq - e.seq >= this.refreshAfter) this.touch(secret, e);
+        return e.key !== null && live(e.key, now) ? { key: e.key } : { error: 'invalid' };
+      }
       this.entries.delete(secret);
     }
     const hash = sha256Hex(secret);
@@ -77,12 +88,18 @@ export class KeyCache {
   }
 
   private remember(secret: string, hash: string, key: KeyRecord | null, expires: number): void {
-    if (this.entries.size >= this.opts.maxEntries) {
-      // Map iteration order is insertion order: drop the oldest.
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
+    if (!this.entries.delete(secret) && this.entries.size >= this.opts.maxEntries) {
+      const lru = this.entries.keys().next().value as string;
+      this.entries.delete(lru);
     }
-    this.entries.set(secret, { key, hash, expires });
+    this.entries.set(secret, { key, hash, expires, seq: ++this.seq });
+  }
+
+  /** Moves an entry to the most recently used end. */
+  private touch(secret: string, e: Entry): void {
+    this.entries.delete(secret);
+    e.seq = ++this.seq;
+    this.entries.set(secret, e);
   }
 
   /** Drops every cached entry for a key hash (revocation). */

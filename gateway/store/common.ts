@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import type { KeyRecord } from '../auth/types.js';
+import { sha256Hex } from '../auth/key-hash.js';
+import type { NewKey, StoredKey } from './types.js';
 
 /** 'sk-' + base64url of 32 random bytes (43 chars). */
 export function newSecret(): string {
@@ -8,10 +10,6 @@ export function newSecret(): string {
 
 export function newKeyId(): string {
   return 'key_' + randomBytes(9).toString('base64url');
-}
-
-export function sha256Hex(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
 }
 
 /** Non-negative integer or undefined; throws on nonsense. */
@@ -30,4 +28,30 @@ export function validateNewKey(input: { name: string; models?: string[] }): void
 /** Integer count for leases/charges; NaN and negatives become 0 where asked. */
 export function toInt(n: number): number {
   return Number.isFinite(n) ? Math.trunc(n) : 0;
+}
+
+/** Validates a new key's fields and makes its secret and record (the store only persists the record). */
+export function newStoredKey(input: NewKey): { key: StoredKey; secret: string } {
+  validateNewKey(input);
+  const secret = newSecret();
+  const key: StoredKey = {
+    id: newKeyId(),
+    name: input.name,
+    models: input.models ?? ['*'],
+    sha256: sha256Hex(secret),
+    createdAt: Date.now(),
+  };
+  const rpm = optInt(input.rpm, 'rpm');
+  const tpm = optInt(input.tpm, 'tpm');
+  const expiresAt = optInt(input.expiresAt, 'expiresAt');
+  if (rpm !== undefined) key.rpm = rpm;
+  if (tpm !== undefined) key.tpm = tpm;
+  if (expiresAt !== undefined) key.expiresAt = expiresAt;
+  return { key, secret };
+}
+
+/** What the hot path gets from a stored key: everything but its hash and creation time. */
+export function toKeyRecord(k: StoredKey): KeyRecord {
+  const { sha256: _s, createdAt: _c, ...rec } = k;
+  return rec;
 }

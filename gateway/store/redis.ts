@@ -11,7 +11,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import type { KeyRecord } from '../auth/types.js';
-import { newKeyId, newSecret, optInt, sha256Hex, toInt, validateNewKey } from './common.js';
+import { newStoredKey, toInt, toKeyRecord } from './common.js';
 import type { KeyStore, NewKey, RevocationListener, StoredKey, UsageDelta, UsageRow } from './types.js';
 
 export const PREFIX = 'sluice:';
@@ -78,11 +78,6 @@ function pairsToHash(a: string[]): Record<string, string> {
   const h: Record<string, string> = {};
   for (let i = 0; i + 1 < a.length; i += 2) h[a[i]!] = a[i + 1]!;
   return h;
-}
-
-function toRecord(k: StoredKey): KeyRecord {
-  const { sha256: _s, createdAt: _c, ...rec } = k;
-  return rec;
 }
 
 export class RedisKeyStore implements KeyStore {
@@ -181,25 +176,11 @@ export class RedisKeyStore implements KeyStore {
     const id = await (await this.c()).get(PREFIX + 'keyhash:' + sha256Hex);
     if (id === null) return null;
     const k = keyFromHash(await (await this.c()).hgetall(PREFIX + 'key:' + id));
-    return k ? toRecord(k) : null;
+    return k ? toKeyRecord(k) : null;
   }
 
   async createKey(input: NewKey): Promise<{ key: StoredKey; secret: string }> {
-    validateNewKey(input);
-    const secret = newSecret();
-    const key: StoredKey = {
-      id: newKeyId(),
-      name: input.name,
-      models: input.models ?? ['*'],
-      sha256: sha256Hex(secret),
-      createdAt: Date.now(),
-    };
-    const rpm = optInt(input.rpm, 'rpm');
-    const tpm = optInt(input.tpm, 'tpm');
-    const expiresAt = optInt(input.expiresAt, 'expiresAt');
-    if (rpm !== undefined) key.rpm = rpm;
-    if (tpm !== undefined) key.tpm = tpm;
-    if (expiresAt !== undefined) key.expiresAt = expiresAt;
+    const { key, secret } = newStoredKey(input);
     const fields: Record<string, string> = {
       id: key.id,
       name: key.name,
@@ -207,9 +188,9 @@ export class RedisKeyStore implements KeyStore {
       models: JSON.stringify(key.models),
       createdAt: String(key.createdAt),
     };
-    if (rpm !== undefined) fields.rpm = String(rpm);
-    if (tpm !== undefined) fields.tpm = String(tpm);
-    if (expiresAt !== undefined) fields.expiresAt = String(expiresAt);
+    if (key.rpm !== undefined) fields.rpm = String(key.rpm);
+    if (key.tpm !== undefined) fields.tpm = String(key.tpm);
+    if (key.expiresAt !== undefined) fields.expiresAt = String(key.expiresAt);
     const res = await (await this.c())
       .multi()
       .hset(PREFIX + 'key:' + key.id, fields)

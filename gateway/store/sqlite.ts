@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { KeyRecord } from '../auth/types.js';
-import { newKeyId, newSecret, optInt, sha256Hex, toInt, validateNewKey } from './common.js';
+import { newStoredKey, toInt, toKeyRecord } from './common.js';
 import type { KeyStore, NewKey, RevocationListener, StoredKey, UsageDelta, UsageRow } from './types.js';
 
 /** Ordered migrations; migration i brings the schema to user_version i+1. Append only. */
@@ -63,11 +63,6 @@ function toKey(r: KeyRow): StoredKey {
   if (r.expires_at !== null) k.expiresAt = r.expires_at;
   if (r.revoked_at !== null) k.revokedAt = r.revoked_at;
   return k;
-}
-
-function toRecord(k: StoredKey): KeyRecord {
-  const { sha256: _s, createdAt: _c, ...rec } = k;
-  return rec;
 }
 
 export interface SqliteStoreOptions {
@@ -165,33 +160,19 @@ export class SqliteKeyStore implements KeyStore {
 
   async lookup(sha256Hex: string): Promise<KeyRecord | null> {
     const r = this.st.byHash.get(sha256Hex);
-    return r ? toRecord(toKey(r)) : null;
+    return r ? toKeyRecord(toKey(r)) : null;
   }
 
   async createKey(input: NewKey): Promise<{ key: StoredKey; secret: string }> {
-    validateNewKey(input);
-    const secret = newSecret();
-    const key: StoredKey = {
-      id: newKeyId(),
-      name: input.name,
-      models: input.models ?? ['*'],
-      sha256: sha256Hex(secret),
-      createdAt: Date.now(),
-    };
-    const rpm = optInt(input.rpm, 'rpm');
-    const tpm = optInt(input.tpm, 'tpm');
-    const expiresAt = optInt(input.expiresAt, 'expiresAt');
-    if (rpm !== undefined) key.rpm = rpm;
-    if (tpm !== undefined) key.tpm = tpm;
-    if (expiresAt !== undefined) key.expiresAt = expiresAt;
+    const { key, secret } = newStoredKey(input);
     this.st.insertKey.run({
       id: key.id,
       name: key.name,
       sha256: key.sha256,
       models: JSON.stringify(key.models),
-      rpm: rpm ?? null,
-      tpm: tpm ?? null,
-      expires_at: expiresAt ?? null,
+      rpm: key.rpm ?? null,
+      tpm: key.tpm ?? null,
+      expires_at: key.expiresAt ?? null,
       created_at: key.createdAt,
     });
     return { key, secret };

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
+import { sha256Hex } from '../../gateway/auth/key-hash.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { stringify } from 'yaml';
 import type { Test } from 'tap';
@@ -20,7 +21,7 @@ export interface GatewayHandle extends RunningProcess {
 
 export function newKey(): { secret: string; sha256: string } {
   const secret = `sk-test-${randomBytes(16).toString('hex')}`;
-  return { secret, sha256: createHash('sha256').update(secret).digest('hex') };
+  return { secret, sha256: sha256Hex(secret) };
 }
 
 export function writeConfig(config: unknown): string {

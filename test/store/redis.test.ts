@@ -2,7 +2,8 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { openStore, RedisKeyStore } from '../../gateway/store/index.js';
 import { startRedis } from '../helpers/redis.js';
-import { runSuite, waitFor } from './suite.js';
+import { runSuite } from './suite.js';
+import { waitFor } from '../helpers/gateway.js';
 
 const redis = await startRedis(t);
 

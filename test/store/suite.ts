@@ -3,7 +3,8 @@ import { fork } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { sha256Hex } from '../../gateway/auth/key-cache.js';
+import { sha256Hex } from '../../gateway/auth/key-hash.js';
+import { waitFor } from '../helpers/gateway.js';
 import type { KeyStore, OpenStoreConfig } from '../../gateway/store/index.js';
 
 export interface SuiteTarget {
@@ -17,15 +18,6 @@ export interface SuiteTarget {
 }
 
 const CHILD = fileURLToPath(new URL('./fixtures/lease-child.ts', import.meta.url));
-
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
 
 function openT(t: Test, target: SuiteTarget): KeyStore {
   const s = target.open();
