@@ -2,11 +2,12 @@
 // blocks the event loop on a slow stdout. Secrets never reach a logger: the
 // gateway logs key ids and names only.
 import { pino, type Logger } from 'pino';
+import { LogDestination } from './log-destination.js';
 
 export type { Logger };
 
 export function createLogger(level: string, base: Record<string, unknown> = {}): Logger {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const destination = new LogDestination(1);
   const logger = pino(
     {
       level,
@@ -16,8 +17,6 @@ export function createLogger(level: string, base: Record<string, unknown> = {}):
     destination,
   );
   flushers.push(() => destination.flushSync());
-  // Buffered lines still reach the log within a second on a quiet gateway.
-  setInterval(() => destination.flush(), 1000).unref();
   return logger;
 }
 
@@ -25,11 +24,5 @@ const flushers: Array<() => void> = [];
 
 /** Flushes buffered log lines; call before process.exit. */
 export function flushLogs(): void {
-  for (const f of flushers) {
-    try {
-      f();
-    } catch {
-      /* the destination may not be ready yet */
-    }
-  }
+  for (const f of flushers) f();
 }

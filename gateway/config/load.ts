@@ -61,6 +61,17 @@ export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, en
       if (u.api_key_env !== undefined && !env[u.api_key_env]) {
         throw new ConfigError(`config: models.${name}.upstreams.${i}.api_key_env: environment variable ${u.api_key_env} is not set`);
       }
+      if (u.api_key_env !== undefined && /[\r\n\0]/.test(env[u.api_key_env]!)) {
+        // It is written into a request header: a line break would let it inject headers.
+        throw new ConfigError(`config: models.${name}.upstreams.${i}.api_key_env: environment variable ${u.api_key_env} contains a line break`);
+      }
+      if (u.tls?.ca_file !== undefined) {
+        try {
+          u.tls.ca = readFileSync(u.tls.ca_file, 'utf8');
+        } catch (err) {
+          throw new ConfigError(`config: models.${name}.upstreams.${i}.tls.ca_file: cannot read ${u.tls.ca_file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      }
     });
   }
   if (c.admin?.token_env !== undefined && !env[c.admin.token_env]) {

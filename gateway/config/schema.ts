@@ -36,6 +36,14 @@ export const configSchema = {
                 weight: { type: 'integer', minimum: 1, maximum: 1000, default: 1 },
                 model: { type: 'string', minLength: 1 },
                 connections: { type: 'integer', minimum: 1, maximum: 10000 },
+                tls: {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: {
+                    ca_file: { type: 'string', minLength: 1 },
+                    reject_unauthorized: { type: 'boolean', default: true },
+                  },
+                },
               },
             },
           },
@@ -128,6 +136,8 @@ export interface UpstreamConfig {
   weight: number;
   model?: string;
   connections?: number;
+  /** For https upstreams; `ca` is the PEM text of `ca_file`, read when the config is loaded. */
+  tls?: { ca_file?: string; reject_unauthorized: boolean; ca?: string };
 }
 
 export interface ModelConfig {

@@ -17,7 +17,7 @@ import { handleAdmin } from './admin.js';
 import type { Limited } from '../limits/rate-limiter.js';
 
 // Client request headers never forwarded upstream: hop-by-hop ones, the ones
-// undici sets itself, and the client's own key (the upstream's is injected).
+// the upstream client sets itself, and the client's own key (the upstream's is injected).
 const DROP_REQUEST_HEADERS = new Set([
   'host',
   'authorization',

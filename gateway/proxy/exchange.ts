@@ -1,11 +1,10 @@
-// One proxied request: the undici dispatch handler for the upstream side and
-// the uWS response for the client side. A class with methods rather than
+// One proxied request: the H1Pool handler for the upstream side and the uWS
+// response for the client side. A class with methods rather than
 // closures: it is allocated once per request on the hot path.
 //
 // uWS rules honoured here: every write after the handler returned is corked;
 // `res` is never touched after onAborted; a write that returns false pauses
 // the upstream body until onWritable.
-import type { Dispatcher } from 'undici';
 import { statusLine, type HttpResponse } from '../../common/uws.js';
 import { errorBody } from '../../common/openai-error.js';
 import { E, type ErrorKind } from '../errors.js';
@@ -14,6 +13,7 @@ import type { KeyRecord } from '../auth/types.js';
 import type { ModelRoute } from '../routing/router.js';
 import type { Upstream } from '../routing/upstream.js';
 import { parseUsage } from '../usage/accumulator.js';
+import type { H1Call, H1Handler, UpstreamError } from './h1-pool.js';
 
 /** Responses up to this size (with a Content-Length) are sent to the client in one write. */
 const BUFFER_LIMIT = 64 * 1024;
@@ -22,10 +22,7 @@ const EMPTY = Buffer.alloc(0);
 // Upstream response headers uWS writes itself, or that are hop-by-hop.
 const DROP_RESPONSE_HEADERS = new Set(['date', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 
-// Connection failures where no byte of the request reached the upstream: safe to retry elsewhere.
-const RETRYABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EADDRNOTAVAIL']);
-
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements H1Handler {
   aborted = false;
   done = false;
   key: KeyRecord | null = null;
@@ -36,12 +33,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   private route: ModelRoute | null = null;
   private body: Buffer | null = null;
   private path = '';
-  private abortUpstream: ((err?: Error) => void) | null = null;
-  private resumeUpstream: (() => void) | null = null;
+  private call: H1Call | null = null;
   /** True once status and headers went to the client. */
   private started = false;
   private buffered = false;
-  private chunks: Buffer[] | null = null;
+  /** A buffered response body, filled up to `filled`. */
+  private bodyBuf: Buffer | null = null;
+  private filled = 0;
   private responseHeaders: string[] = [];
   private writableHooked = false;
   streamed = false;
@@ -64,7 +62,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onClientAborted = (): void => {
     this.aborted = true;
-    if (this.abortUpstream !== null) this.abortUpstream(new Error('client closed the connection'));
+    if (this.call !== null) this.call.abort();
     this.finish(499);
   };
 
@@ -90,21 +88,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (up.model !== undefined && up.model !== this.model) body = rewriteModel(body, up.model);
     const headers = up.authorization === null ? this.forwardHeaders : [...this.forwardHeaders, 'authorization', up.authorization];
     this.path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
-    up.pool.dispatch({ origin: up.origin, path: this.path, method: this.method, headers, body: body.length > 0 ? body : null }, this);
+    this.call = up.pool.request({ method: this.method, path: this.path, headers, body: body.length > 0 ? body : null }, this);
   }
 
-  // ---- undici handler (the legacy hooks: the ones undici's HTTP/1 client calls directly) ----
+  // ---- the upstream side (H1Handler) ----
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.aborted) abort(new Error('client closed the connection'));
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true;
-    if (this.aborted) return false;
+  onHeaders(statusCode: number, headers: string[]): void {
+    if (this.aborted) return;
     this.status = statusCode;
-    this.resumeUpstream = resume;
     const up = this.upstream!;
     if (statusCode >= 500) {
       up.failed(Date.now());
@@ -113,24 +104,24 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     let length = -1;
     let eventStream = false;
     const h = this.responseHeaders;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
       if (DROP_RESPONSE_HEADERS.has(name)) {
-        if (name === 'content-length') length = Number(rawHeaders[i + 1]!.toString('latin1'));
+        if (name === 'content-length') length = Number(value);
         continue;
       }
-      const value = rawHeaders[i + 1]!.toString('latin1');
       if (name === 'content-type' && value.startsWith('text/event-stream')) eventStream = true;
       h.push(name, value);
     }
+    if (statusCode === 204 || statusCode === 304 || this.method === 'HEAD') length = 0;
     this.buffered = !eventStream && length >= 0 && length <= BUFFER_LIMIT;
     if (this.buffered) {
-      this.chunks = [];
-      return true;
+      this.bodyBuf = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
+      return;
     }
     const res = this.res;
     res.cork(() => this.writeHead());
-    return true;
   }
 
   private writeHead(): void {
@@ -141,10 +132,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.started = true;
   }
 
+  /** `chunk` is only valid during the call (it is a range of the pool's read buffer). */
   onData(chunk: Buffer): boolean {
     if (this.aborted) return false;
     if (this.buffered) {
-      this.chunks!.push(chunk);
+      this.filled += chunk.copy(this.bodyBuf!, this.filled);
       return true;
     }
     if (this.streamed && this.status === 200) {
@@ -170,7 +162,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       const text = (this.sseCarry === null ? '' : this.sseCarry.toString('latin1')) + chunk.toString('latin1');
       this.usage = parseUsage(text);
     }
-    this.sseCarry = chunk.length > 512 ? chunk.subarray(chunk.length - 512) : chunk;
+    this.sseCarry = Buffer.from(chunk.length > 512 ? chunk.subarray(chunk.length - 512) : chunk);
     return chunk;
   }
 
@@ -199,16 +191,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   private onWritable = (): boolean => {
-    this.resumeUpstream?.();
+    this.call?.resume();
     return true;
   };
 
   onComplete(): void {
     if (this.aborted) return;
     const res = this.res;
+    this.call = null;
     if (this.buffered) {
-      const chunks = this.chunks!;
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const body = this.bodyBuf!;
       if (this.status === 200 && this.key !== null) this.usage = parseUsage(body.toString('latin1'));
       res.cork(() => {
         this.writeHead();
@@ -224,32 +216,30 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.finish(this.status);
   }
 
-  onError(err: Error): void {
+  onError(err: UpstreamError): void {
+    this.call = null;
     if (this.aborted) return;
-    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const code = err.code;
     const up = this.upstream!;
+    const timeout = code === 'UPSTREAM_HEADERS_TIMEOUT' || code === 'UPSTREAM_CONNECT_TIMEOUT' || code === 'UPSTREAM_BODY_TIMEOUT';
     if (this.status === 0) {
       up.failed(Date.now());
       up.inFlight--;
-      const connectFailure = RETRYABLE.has(code);
-      this.ctx.metrics.upstreamError(up.label, connectFailure ? 'connect' : code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : 'reset');
-      if (connectFailure && this.route!.upstreams.length > 1) {
+      const connectFailure = code === 'UPSTREAM_CONNECT_FAILED' || code === 'UPSTREAM_CONNECT_TIMEOUT';
+      this.ctx.metrics.upstreamError(up.label, connectFailure ? 'connect' : timeout ? 'timeout' : 'reset');
+      if (err.notSent && this.route!.upstreams.length > 1) {
         // Nothing reached this upstream: try another one.
         (this.tried ??= []).push(up);
         this.upstream = null;
-        this.abortUpstream = null;
         this.dispatchNext();
         return;
       }
       this.upstream = null;
-      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-        this.fail(E.upstreamTimeout, 'The upstream did not answer in time.');
-      } else {
-        this.fail(E.upstreamFailed, 'The upstream could not be reached or closed the connection.');
-      }
+      if (timeout) this.fail(E.upstreamTimeout, 'The upstream did not answer in time.');
+      else this.fail(E.upstreamFailed, 'The upstream could not be reached or closed the connection.');
       return;
     }
-    this.ctx.metrics.upstreamError(up.label, code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : 'reset');
+    this.ctx.metrics.upstreamError(up.label, timeout ? 'timeout' : 'reset');
     if (!this.started) {
       this.fail(E.upstreamFailed, 'The upstream failed while sending its response.');
       return;

@@ -2,7 +2,7 @@
 // robin (nginx's algorithm) or least in flight (per unit of weight). Upstreams
 // in cool-down are skipped; when every one is cooling down we still try the
 // one that recovers first rather than fail without trying.
-import type { Pool } from 'undici';
+import type { H1Pool } from '../proxy/h1-pool.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { Upstream, poolFor } from './upstream.js';
 
@@ -45,11 +45,11 @@ export class ModelRoute {
 export class Router {
   private readonly routes = new Map<string, ModelRoute>();
   private readonly wildcard: ModelRoute | undefined;
-  readonly pools = new Map<string, Pool>();
+  readonly pools = new Map<string, H1Pool>();
 
   constructor(cfg: GatewayConfig, env: NodeJS.ProcessEnv = process.env) {
     for (const [name, m] of Object.entries(cfg.models)) {
-      const ups = m.upstreams.map((u) => new Upstream(u, poolFor(this.pools, new URL(u.url).origin, cfg, u.connections), cfg.health, env));
+      const ups = m.upstreams.map((u) => new Upstream(u, poolFor(this.pools, u, cfg), cfg.health, env));
       this.routes.set(name, new ModelRoute(name, m.balance, ups));
     }
     this.wildcard = this.routes.get('*');
@@ -65,6 +65,6 @@ export class Router {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close().catch(() => undefined)));
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
   }
 }

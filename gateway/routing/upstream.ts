@@ -1,6 +1,6 @@
-// One upstream server: its undici keep-alive pool, the key injected into its
+// One upstream server: its keep-alive pool, the key injected into its
 // requests, and its passive health (consecutive failures put it in cool-down).
-import { Pool } from 'undici';
+import { H1Pool } from '../proxy/h1-pool.js';
 import type { GatewayConfig, UpstreamConfig } from '../config/schema.js';
 
 export class Upstream {
@@ -20,7 +20,7 @@ export class Upstream {
 
   constructor(
     cfg: UpstreamConfig,
-    readonly pool: Pool,
+    readonly pool: H1Pool,
     private readonly health: GatewayConfig['health'],
     env: NodeJS.ProcessEnv,
   ) {
@@ -54,20 +54,21 @@ export class Upstream {
   }
 }
 
-/** One pool per upstream origin, shared by every model that points at it. */
-export function poolFor(pools: Map<string, Pool>, origin: string, cfg: GatewayConfig, connections: number | undefined): Pool {
-  let pool = pools.get(origin);
+/** One pool per upstream origin (and TLS settings), shared by every model that points at it. */
+export function poolFor(pools: Map<string, H1Pool>, up: UpstreamConfig, cfg: GatewayConfig): H1Pool {
+  const origin = new URL(up.url).origin;
+  const id = up.tls === undefined ? origin : `${origin} ${up.tls.reject_unauthorized} ${up.tls.ca_file ?? ''}`;
+  let pool = pools.get(id);
   if (pool === undefined) {
-    pool = new Pool(origin, {
-      connections: connections ?? null,
-      pipelining: 1,
-      connectTimeout: cfg.timeouts.connect_ms,
-      headersTimeout: cfg.timeouts.headers_ms,
-      bodyTimeout: cfg.timeouts.body_ms,
-      keepAliveTimeout: cfg.timeouts.idle_ms,
-      keepAliveMaxTimeout: Math.max(cfg.timeouts.idle_ms, 600_000),
+    pool = new H1Pool(origin, {
+      connections: up.connections ?? null,
+      connectTimeoutMs: cfg.timeouts.connect_ms,
+      headersTimeoutMs: cfg.timeouts.headers_ms,
+      bodyTimeoutMs: cfg.timeouts.body_ms,
+      idleTimeoutMs: cfg.timeouts.idle_ms,
+      tls: up.tls === undefined ? undefined : { ca: up.tls.ca, rejectUnauthorized: up.tls.reject_unauthorized },
     });
-    pools.set(origin, pool);
+    pools.set(id, pool);
   }
   return pool;
 }
