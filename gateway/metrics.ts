@@ -1,26 +1,124 @@
-// Prometheus metrics (prom-client). Each worker keeps its own registry; the
-// primary aggregates them over the cluster (AggregatorRegistry) when a worker
-// is asked for /metrics. Label children are cached: prom-client hashes the
-// label values on every call otherwise, which shows on the hot path.
+// Prometheus metrics. Each worker keeps its own registry; the primary
+// aggregates them over the cluster (prom-client's AggregatorRegistry) when a
+// worker is asked for /metrics.
+//
+// The per-request series (requests, latency, tokens) are recorded as plain
+// number updates and handed to prom-client only when scraped: prom-client's
+// own observe() validates and hashes the label set on every call, which cost
+// about 1 µs of a proxied request's budget. Rare series (upstream errors, in
+// flight) use prom-client metrics directly.
 import client from 'prom-client';
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+/** Distinct label sets kept per metric; beyond it, new ones are not recorded (a flood of made-up model names must not grow memory). */
+const MAX_SERIES = 10_000;
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/** The shape prom-client's Registry reads from a metric (duck-typed, as its own metrics are). */
+abstract class RecordedMetric {
+  readonly aggregator = 'sum';
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'histogram',
+    registry: client.Registry,
+  ) {
+    registry.registerMetric(this as unknown as client.Metric);
+  }
+  abstract values(): MetricValue[];
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.values() });
+  }
+}
+
+export class HistogramSeries {
+  count = 0;
+  sum = 0;
+  /** Per bucket (not cumulative); the last one is +Inf. */
+  readonly buckets = new Float64Array(BUCKETS.length + 1);
+  constructor(readonly labels: Record<string, string>) {}
+
+  observe(v: number): void {
+    let i = 0;
+    while (i < BUCKETS.length && v > BUCKETS[i]!) i++;
+    this.buckets[i]!++;
+    this.count++;
+    this.sum += v;
+  }
+}
+
+class RecordedHistogram extends RecordedMetric {
+  readonly series: HistogramSeries[] = [];
+  constructor(name: string, help: string, registry: client.Registry) {
+    super(name, help, 'histogram', registry);
+  }
+
+  add(labels: Record<string, string>): HistogramSeries | null {
+    if (this.series.length >= MAX_SERIES) return null;
+    const s = new HistogramSeries(labels);
+    this.series.push(s);
+    return s;
+  }
+
+  values(): MetricValue[] {
+    const out: MetricValue[] = [];
+    for (const s of this.series) {
+      let acc = 0;
+      BUCKETS.forEach((le, i) => {
+        acc += s.buckets[i]!;
+        out.push({ labels: { ...s.labels, le }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      out.push({ labels: { ...s.labels, le: '+Inf' }, value: s.count, metricName: `${this.name}_bucket` });
+      out.push({ labels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      out.push({ labels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return out;
+  }
+}
+
+export class CounterSeries {
+  value = 0;
+  constructor(readonly labels: Record<string, string>) {}
+}
+
+class RecordedCounter extends RecordedMetric {
+  readonly series: CounterSeries[] = [];
+  constructor(name: string, help: string, registry: client.Registry) {
+    super(name, help, 'counter', registry);
+  }
+
+  add(labels: Record<string, string>): CounterSeries | null {
+    if (this.series.length >= MAX_SERIES) return null;
+    const s = new CounterSeries(labels);
+    this.series.push(s);
+    return s;
+  }
+
+  values(): MetricValue[] {
+    return this.series.map((s) => ({ labels: s.labels, value: s.value }));
+  }
+}
+
+/** The series one (model, status) pair updates. */
+interface RequestSeries {
+  count: CounterSeries;
+  time: HistogramSeries;
+}
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
-  private readonly requests = new client.Counter({
-    name: 'sluice_requests_total',
-    help: 'Requests answered, by model and status',
-    labelNames: ['model', 'status'],
-    registers: [this.registry],
-  });
-  private readonly latency = new client.Histogram({
-    name: 'sluice_request_duration_seconds',
-    help: 'Time from request to the end of the response, by model and status',
-    labelNames: ['model', 'status'],
-    buckets: BUCKETS,
-    registers: [this.registry],
-  });
+  private readonly requests = new RecordedCounter('sluice_requests_total', 'Requests answered, by model and status', this.registry);
+  private readonly latency = new RecordedHistogram(
+    'sluice_request_duration_seconds',
+    'Time from request to the end of the response, by model and status',
+    this.registry,
+  );
+  private readonly usageTokens = new RecordedCounter('sluice_tokens_total', 'Tokens accounted from upstream usage, by model and kind (prompt, completion)', this.registry);
   private readonly upstreamErrors = new client.Counter({
     name: 'sluice_upstream_errors_total',
     help: 'Upstream failures, by upstream and kind (connect, timeout, reset, status_5xx)',
@@ -35,29 +133,40 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: (): void => this.inFlight.set(this.inFlightSource()),
   });
-  readonly usageTokens = new client.Counter({
-    name: 'sluice_tokens_total',
-    help: 'Tokens accounted from upstream usage, by model and kind (prompt, completion)',
-    labelNames: ['model', 'kind'],
-    registers: [this.registry],
-  });
-  private readonly children = new Map<string, { count: client.Counter<string>; time: client.Histogram<string> }>();
+  /** model -> status -> series. */
+  private readonly byModel = new Map<string, Map<number, RequestSeries>>();
+  private readonly tokenSeries = new Map<string, [CounterSeries, CounterSeries]>();
 
   observe(model: string, status: number, seconds: number): void {
-    const k = model + '\u0000' + status;
-    let c = this.children.get(k);
+    let statuses = this.byModel.get(model);
+    if (statuses === undefined) {
+      statuses = new Map();
+      if (this.byModel.size < MAX_SERIES) this.byModel.set(model, statuses);
+    }
+    let c = statuses.get(status);
     if (c === undefined) {
       const labels = { model, status: String(status) };
-      c = { count: this.requests.labels(labels) as never, time: this.latency.labels(labels) as never };
-      if (this.children.size < 10_000) this.children.set(k, c);
+      const count = this.requests.add(labels);
+      const time = this.latency.add(labels);
+      if (count === null || time === null) return;
+      c = { count, time };
+      statuses.set(status, c);
     }
-    (c.count as unknown as { inc(): void }).inc();
-    (c.time as unknown as { observe(v: number): void }).observe(seconds);
+    c.count.value++;
+    c.time.observe(seconds);
   }
 
   tokens(model: string, prompt: number, completion: number): void {
-    this.usageTokens.inc({ model, kind: 'prompt' }, prompt);
-    this.usageTokens.inc({ model, kind: 'completion' }, completion);
+    let t = this.tokenSeries.get(model);
+    if (t === undefined) {
+      const p = this.usageTokens.add({ model, kind: 'prompt' });
+      const c = this.usageTokens.add({ model, kind: 'completion' });
+      if (p === null || c === null) return;
+      t = [p, c];
+      this.tokenSeries.set(model, t);
+    }
+    t[0].value += prompt;
+    t[1].value += completion;
   }
 
   upstreamError(upstream: string, kind: string): void {

@@ -1,6 +1,6 @@
 // What a worker's request handlers share: config, routes, keys, metrics, the
 // logger, and the in-flight count that graceful shutdown waits on.
-import type { Logger } from '../../common/logger.js';
+import { infoLineWriter, type Logger } from '../../common/logger.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { KeyCache } from '../auth/key-cache.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -14,7 +14,7 @@ export interface FinishedExchange {
   key: KeyRecord | null;
   usage: { prompt: number; completion: number } | null;
   model: string;
-  upstream: { label: string } | null;
+  upstream: { label: string; labelJson: string } | null;
   startedAt: number;
   streamed: boolean;
   method: string;
@@ -41,7 +41,11 @@ export class GatewayContext {
     readonly broadcastRevocation: (ev: { id: string; sha256: string }) => void,
   ) {
     metrics.inFlightSource = () => this.inFlight;
+    this.requestLog = cfg.log.requests ? infoLineWriter(logger, 'request') : null;
   }
+
+  /** One line per request, or null when request logging is off. */
+  private readonly requestLog: ((fields: string) => void) | null;
 
   requestStarted(): void {
     this.inFlight++;
@@ -57,19 +61,26 @@ export class GatewayContext {
       this.metrics.tokens(ex.model, u.prompt, u.completion);
       this.limiter.consumeTokens(ex.key, u.prompt + u.completion);
     }
-    if (this.cfg.log.requests) {
-      this.logger.info(
-        {
-          key: ex.key?.id ?? null,
-          method: ex.method,
-          path: ex.url,
-          model: ex.model || null,
-          status,
-          upstream: ex.upstream?.label ?? null,
-          stream: ex.streamed,
-          ms: Math.round(ms * 100) / 100,
-        },
-        'request',
+    const log = this.requestLog;
+    if (log !== null) {
+      // JSON.stringify for every value a client or config chose (model, path, ids).
+      log(
+        '"key":' +
+          (ex.key === null ? 'null' : JSON.stringify(ex.key.id)) +
+          ',"method":' +
+          JSON.stringify(ex.method) +
+          ',"path":' +
+          JSON.stringify(ex.url) +
+          ',"model":' +
+          (ex.model === '' ? 'null' : JSON.stringify(ex.model)) +
+          ',"status":' +
+          status +
+          ',"upstream":' +
+          (ex.upstream === null ? 'null' : ex.upstream.labelJson) +
+          ',"stream":' +
+          ex.streamed +
+          ',"ms":' +
+          Math.round(ms * 100) / 100,
       );
     }
     if (this.draining && this.inFlight === 0 && this.onIdle) this.onIdle();

@@ -201,7 +201,11 @@ export class ProxyExchange implements H1Handler {
     this.call = null;
     if (this.buffered) {
       const body = this.bodyBuf!;
-      if (this.status === 200 && this.key !== null) this.usage = parseUsage(body.toString('latin1'));
+      if (this.status === 200 && this.key !== null) {
+        // Only the tail from the last "usage" is decoded, not the whole body.
+        const at = body.lastIndexOf('"usage"');
+        if (at >= 0) this.usage = parseUsage(body.toString('latin1', at));
+      }
       res.cork(() => {
         this.writeHead();
         if (this.status === 204 || this.status === 304) res.endWithoutBody();

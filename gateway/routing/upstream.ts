@@ -8,6 +8,8 @@ export class Upstream {
   /** The upstream URL's path without a trailing slash, e.g. "/v1". */
   readonly basePath: string;
   readonly label: string;
+  /** The label as a JSON string, for log lines. */
+  readonly labelJson: string;
   readonly weight: number;
   readonly model: string | undefined;
   /** "Bearer <key>" or null; never logged. */
@@ -28,6 +30,7 @@ export class Upstream {
     this.origin = u.origin;
     this.basePath = u.pathname.replace(/\/+$/, '');
     this.label = `${u.origin}${this.basePath}`;
+    this.labelJson = JSON.stringify(this.label);
     this.weight = cfg.weight;
     this.model = cfg.model;
     const key = cfg.api_key_env ? env[cfg.api_key_env] : undefined;

@@ -48,7 +48,26 @@ t.test('every endpoint is proxied; /v1/models lists what the key may use', async
   t.equal((await fetch(`${gw.origin}/readyz`)).status, 200);
   const metrics = await (await fetch(`${gw.origin}/metrics`)).text();
   t.match(metrics, /sluice_requests_total\{model="benchmark-model",status="200"\} 3/, 'metrics aggregated over the workers');
-  t.match(metrics, /sluice_request_duration_seconds_bucket/);
+  const series = (name: string): Map<string, number> => {
+    const out = new Map<string, number>();
+    for (const line of metrics.split('\n')) {
+      const m = /^(\w+)\{(.*)\} (\S+)$/.exec(line);
+      if (m && m[1] === name) out.set(m[2]!, Number(m[3]));
+    }
+    return out;
+  };
+  const label = 'model="benchmark-model",status="200"';
+  t.equal(series('sluice_request_duration_seconds_count').get(label), 3, 'latency histogram: 3 observations');
+  const buckets = [...series('sluice_request_duration_seconds_bucket')].filter(([k]) => k.includes(label));
+  t.equal(buckets.length, 18, '17 bounds and +Inf');
+  t.ok(buckets.every(([, v], i) => i === 0 || v >= buckets[i - 1]![1]), 'buckets are cumulative');
+  t.equal(buckets.find(([k]) => k.includes('le="+Inf"'))?.[1], 3);
+  const sum = series('sluice_request_duration_seconds_sum').get(label)!;
+  t.ok(sum > 0 && sum < 30, `latency sum is plausible (${sum} s)`);
+  // Usage is counted from responses; the sink counts the same tokens.
+  const tokens = series('sluice_tokens_total');
+  t.equal(tokens.get('model="benchmark-model",kind="prompt"'), stats.promptTokens, 'prompt tokens match the sink');
+  t.equal(tokens.get('model="benchmark-model",kind="completion"'), stats.completionTokens, 'completion tokens match the sink');
   t.match(metrics, /sluice_in_flight_requests/);
 });
 
