@@ -2,7 +2,8 @@
 // loopback with wrk (100 connections, 1 KB chat bodies):
 //   wait 100 ms: throughput gateway/direct, added p50 and p99 (and nginx's);
 //   wait 0:      CPU µs per request of the gateway's processes vs nginx's,
-//                and the gateway's peak RSS.
+//                and the gateway's peak RSS; and the transport floor (a bare
+//                uWS proxy over the same upstream client, bench/bare-proxy.mjs).
 // The gateway is measured once per key store (none: the key is a static key
 // in the config; sqlite, redis: the key lives in the store, so the hot path goes
 // through the key cache with the store attached). The gateways run one after
@@ -13,7 +14,7 @@
 // none,sqlite,redis; default all three).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, execFileSync } from 'node:child_process';
@@ -59,6 +60,12 @@ const waits = [0, 100]; // wait 0 first: it also warms up the JIT, which otherwi
 const noKey = 'sk-none'; // direct and nginx do not check keys
 for (const wait of waits) results.push(await run('direct', sinkUrl, null, wait, noKey));
 if (nginx) for (const wait of waits) results.push(await run('nginx', nginx.url, nginx.proc.pid, wait, noKey));
+{
+  // The transport floor: uWS + the gateway's upstream client and nothing else, as many workers as the gateway.
+  const bare = await spawnReady(process.execPath, [fileURLToPath(new URL('./bare-proxy.mjs', import.meta.url)), sinkUrl, String(availableParallelism())], jsonPort);
+  results.push(await run('floor', `http://127.0.0.1:${bare.ready.port}`, bare.proc.pid, 0, noKey));
+  await stop(bare.proc);
+}
 for (const store of stores) {
   const gw = await startGateway(store);
   for (const wait of waits) results.push(await run(`sluice/${store}`, gw.url, gw.proc.pid, wait, gw.secret));
@@ -171,6 +178,8 @@ function report() {
     console.log(`  wait 100: sluice throughput / direct = ${f((g100.rps / d100.rps) * 100, 1)}% (goal >= 98%)`);
     console.log(`  wait 100: sluice adds p50 ${f(g100.p50 - d100.p50)} ms (goal <= 2), p99 ${f(g100.p99 - d100.p99)} ms (goal <= 5)`);
     if (nginx) console.log(`  wait 0:   CPU per request sluice ${f(g0.cpuUsPerReq, 1)} µs, nginx ${f(n0.cpuUsPerReq, 1)} µs: ratio ${f(g0.cpuUsPerReq / n0.cpuUsPerReq)}x (goal <= 1.5x)`);
+    const floor = get('floor', 0);
+    console.log(`  wait 0:   CPU per request above the transport floor (bare uWS + upstream client, ${f(floor.cpuUsPerReq, 1)} µs${nginx ? `, ${f(floor.cpuUsPerReq / n0.cpuUsPerReq)}x nginx` : ''}): ${f(g0.cpuUsPerReq - floor.cpuUsPerReq, 1)} µs for auth, routing, logging, metrics`);
     console.log(`  wait 0:   sluice ${f(g0.rps, 0)} req/s, peak RSS ${f(g0.peakRssMb, 0)} MB`);
   }
   const none0 = get('sluice/none', 0);
