@@ -2,17 +2,22 @@
 // and embeddings with valid bodies after a configurable wait, streams SSE with
 // a configurable time to first token and inter-token latency, and injects
 // errors and dropped connections at seeded rates.
+import { performance } from 'node:perf_hooks';
 import { uws, statusLine, type HttpResponse, type HttpRequest, type TemplatedApp, type us_listen_socket } from '../common/uws.js';
 import { readBodyTransient } from '../common/uws-body.js';
 import { errorBody, typeForStatus } from '../common/openai-error.js';
 import { estimatePromptTokens } from '../common/tokens.js';
 import { mulberry32 } from './prng.js';
 import * as R from './responses.js';
+import { Deadlines, type WaitStats } from './deadline.js';
 
 export interface SinkOptions {
   host: string;
   port: number;
-  /** Wait before the response starts, in ms; 0 answers at once, with no timer. */
+  /**
+   * Wait before the response starts, in ms, counted from the request's arrival
+   * (see deadline.ts for how precisely); 0 answers at once, with no timer.
+   */
   waitMs: number;
   /** Streaming: from the start of the response to the first token. */
   ttftMs: number;
@@ -60,6 +65,8 @@ export interface SinkStats {
   /** Requests whose client went away before the response ended. */
   aborted: number;
   inFlight: number;
+  /** How close waited responses started to arrival + wait (deadline.ts). */
+  wait: WaitStats;
 }
 
 type Kind = 'chat' | 'completion' | 'embedding';
@@ -75,6 +82,7 @@ interface Exchange {
 
 export class Sink {
   readonly opts: SinkOptions;
+  private readonly deadlines = new Deadlines();
   readonly stats: SinkStats = {
     requests: 0,
     byPath: { '/v1/models': 0, '/v1/chat/completions': 0, '/v1/completions': 0, '/v1/embeddings': 0 },
@@ -86,6 +94,7 @@ export class Sink {
     dropsInjected: 0,
     aborted: 0,
     inFlight: 0,
+    wait: this.deadlines.stats,
   };
   private app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
@@ -173,6 +182,8 @@ export class Sink {
   }
 
   private handle(res: HttpResponse, req: HttpRequest, kind: Kind, path: string): void {
+    // The wait is counted from here, not from when the body has been read.
+    const arrived = performance.now();
     const ex: Exchange = { res, done: false, timer: null, dropping: false };
     res.onAborted(() => {
       if (!ex.dropping) this.stats.aborted++;
@@ -194,11 +205,11 @@ export class Sink {
         this.fail(ex, 413, `Request body exceeds ${this.opts.maxBodyBytes} bytes.`, 'request_too_large', null, true);
         return;
       }
-      this.onBody(ex, kind, result.body, waitMs);
+      this.onBody(ex, kind, result.body, waitMs, arrived);
     });
   }
 
-  private onBody(ex: Exchange, kind: Kind, body: Buffer, waitMs: number): void {
+  private onBody(ex: Exchange, kind: Kind, body: Buffer, waitMs: number, arrived: number): void {
     this.stats.bodyBytes += body.length;
     let parsed: unknown;
     const last = this.lastBody;
@@ -249,7 +260,7 @@ export class Sink {
       const inputs = Array.isArray(p.input) && p.input.length > 0 && typeof p.input[0] !== 'number' ? p.input.length : 1;
       const out = R.embeddings(model, inputs, this.opts.embeddingDims, p.encoding_format === 'base64', prompt);
       this.stats.promptTokens += prompt;
-      this.after(ex, waitMs, () => this.send(ex, out));
+      this.after(ex, waitMs, arrived, () => this.send(ex, out));
       return;
     }
     const cap = typeof p.max_tokens === 'number' ? p.max_tokens : typeof p.max_completion_tokens === 'number' ? p.max_completion_tokens : Infinity;
@@ -264,19 +275,20 @@ export class Sink {
       this.stats.streamed++;
       const so = p.stream_options as { include_usage?: unknown } | undefined;
       const includeUsage = typeof so === 'object' && so !== null && so.include_usage === true;
-      this.after(ex, waitMs, () => this.stream(ex, kind, id, created, model, n, finishReason, includeUsage ? usage : null));
+      this.after(ex, waitMs, arrived, () => this.stream(ex, kind, id, created, model, n, finishReason, includeUsage ? usage : null));
       return;
     }
     const out =
       kind === 'chat'
         ? R.chatCompletion(id, created, model, n, finishReason, usage)
         : R.completion(id, created, model, n, finishReason, usage);
-    this.after(ex, waitMs, () => this.send(ex, out));
+    this.after(ex, waitMs, arrived, () => this.send(ex, out));
   }
 
-  private after(ex: Exchange, ms: number, fn: () => void): void {
+  /** Runs fn `ms` after the request arrived (at once for 0: no timer, no measurement). */
+  private after(ex: Exchange, ms: number, arrived: number, fn: () => void): void {
     if (ms <= 0) fn();
-    else ex.timer = setTimeout(fn, ms);
+    else ex.timer = this.deadlines.at(arrived + ms, fn);
   }
 
   private send(ex: Exchange, body: string): void {

@@ -71,6 +71,8 @@ export interface SinkStats {
   dropsInjected: number;
   aborted: number;
   inFlight: number;
+  /** Waited responses: start minus (arrival + wait), µs; compensationUs is the learned timer lateness. */
+  wait: { responses: number; meanLateUs: number; minLateUs: number; maxLateUs: number; compensationUs: number };
 }
 
 export async function startSink(t: Test, args: string[] = []): Promise<SinkHandle> {
