@@ -99,7 +99,7 @@ export const configSchema = {
         connect_ms: { type: 'integer', minimum: 1, default: 5000 },
         headers_ms: { type: 'integer', minimum: 1, default: 300000 },
         body_ms: { type: 'integer', minimum: 0, default: 300000 },
-        idle_ms: { type: 'integer', minimum: 1, default: 30000 },
+        idle_ms: { type: 'integer', minimum: 1, default: 4000 },
       },
       default: {},
     },

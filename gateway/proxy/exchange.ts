@@ -88,7 +88,14 @@ export class ProxyExchange implements H1Handler {
     if (up.model !== undefined && up.model !== this.model) body = rewriteModel(body, up.model);
     const headers = up.authorization === null ? this.forwardHeaders : [...this.forwardHeaders, 'authorization', up.authorization];
     this.path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
-    this.call = up.pool.request({ method: this.method, path: this.path, headers, body: body.length > 0 ? body : null }, this);
+    try {
+      this.call = up.pool.request({ method: this.method, path: this.path, headers, body: body.length > 0 ? body : null }, this);
+    } catch (err) {
+      // A target or header the pool refuses to write (CR/LF: request smuggling).
+      up.inFlight--;
+      this.upstream = null;
+      this.fail(E.invalidBody, `The request cannot be forwarded: ${(err as Error).message}.`);
+    }
   }
 
   // ---- the upstream side (H1Handler) ----

@@ -25,6 +25,8 @@ export type { H1Call, H1Handler, H1PoolOptions, H1PoolStats, H1Request } from '.
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Bodies up to this size are copied into the request buffer; larger ones are written after the head. */
 const INLINE_BODY = 64 * 1024;
+/** Requests that may be sent twice (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** A server's Keep-Alive timeout is shortened by this much, so we never reuse a socket it is closing. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 
@@ -38,6 +40,7 @@ const enum Phase {
 const enum Deadline {
   None,
   Connect,
+  Send,
   Headers,
   Body,
   Idle,
@@ -87,6 +90,9 @@ class Conn implements ParserOwner {
   /** Bytes read but not parsed while paused (copied out of the shared read buffer). */
   private pending: Buffer | null = null;
   private keepAliveMs = 0;
+  /** Request bytes not yet handed to the kernel at the last check (Deadline.Send). */
+  private unsent = 0;
+  private resumeQueued = false;
 
   constructor(
     readonly pool: H1Pool,
@@ -146,23 +152,34 @@ class Conn implements ParserOwner {
     if (body !== null) head += 'content-length: ' + body.length + '\r\n\r\n';
     else if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') head += 'content-length: 0\r\n\r\n';
     else head += '\r\n';
-    this.deadline = Date.now() + pool.opts.headersTimeoutMs;
-    this.deadlineKind = Deadline.Headers;
+    // Until the request is written the deadline watches the upstream reading
+    // it, as the body timeout does for responses: a slow reader of a big
+    // upload is not a slow responder.
+    this.deadline = pool.bodyDeadline();
+    this.deadlineKind = Deadline.Send;
     if (body === null || body.length === 0) {
-      this.socket.write(head, 'utf8');
+      this.socket.write(head, 'utf8', this.onWritten);
     } else if (body.length <= INLINE_BODY) {
       // One buffer, one write: head (at most 3 bytes per UTF-16 unit) then body.
       const out = Buffer.allocUnsafe(head.length * 3 + body.length);
       const n = out.write(head, 0, 'utf8');
       body.copy(out, n);
-      this.socket.write(out.subarray(0, n + body.length));
+      this.socket.write(out.subarray(0, n + body.length), this.onWritten);
     } else {
       this.socket.cork();
       this.socket.write(head, 'utf8');
-      this.socket.write(body);
+      this.socket.write(body, this.onWritten);
       this.socket.uncork();
     }
+    this.unsent = this.socket.writableLength;
   }
+
+  /** The whole request reached the kernel: the headers timeout starts now. */
+  private onWritten = (err?: Error | null): void => {
+    if (err || this.deadlineKind !== Deadline.Send || this.phase !== Phase.Busy) return;
+    this.deadlineKind = Deadline.Headers;
+    this.deadline = Date.now() + this.pool.opts.headersTimeoutMs;
+  };
 
   // ---- reading ----
 
@@ -226,13 +243,15 @@ class Conn implements ParserOwner {
   }
 
   resume(): void {
-    if (!this.paused || this.phase !== Phase.Busy) return;
+    if (!this.paused || this.phase !== Phase.Busy || this.resumeQueued) return;
     // Bytes kept while paused go first, and the socket reads again only after
     // them; run on the next turn, not inside the caller's callback.
+    this.resumeQueued = true;
     setImmediate(this.resumeNow);
   }
 
   private resumeNow = (): void => {
+    this.resumeQueued = false;
     if (!this.paused || this.phase !== Phase.Busy) return;
     this.paused = false;
     this.deadline = this.pool.bodyDeadline();
@@ -240,9 +259,10 @@ class Conn implements ParserOwner {
     if (pending !== null) {
       this.pending = null;
       if (!this.feed(pending, 0, pending.length, false)) return;
-      if (this.phase !== Phase.Busy) return;
     }
-    this.socket.resume();
+    // The response may have completed from the held bytes: the socket, now
+    // idle or carrying the next request, must read again all the same.
+    if ((this.phase as Phase) !== Phase.Closed) this.socket.resume();
   };
 
   private complete(call: Call, clean: boolean): void {
@@ -302,22 +322,31 @@ class Conn implements ParserOwner {
   private gone(err: NodeJS.ErrnoException | null): void {
     if (this.phase === Phase.Closed) return;
     const wasConnecting = this.phase === Phase.Connecting;
-    this.close();
     const call = this.call;
     this.call = null;
-    if (call === null || call.done) return;
+    if (call === null || call.done) {
+      this.close();
+      return;
+    }
     call.conn = null;
     const errno = err?.code;
     if (wasConnecting) {
+      this.close();
       const what = err ? err.message : 'the connection closed while connecting';
       this.fail(call, 'UPSTREAM_CONNECT_FAILED', `Could not connect to the upstream: ${what}.`, true, errno);
-    } else if (!call.responded && this.served > 0 && !call.retried) {
-      // The kept-alive socket was closed by the server just as we reused it:
-      // nothing of ours was processed. Send once more on a new connection.
+    } else if (!call.responded && this.served > 0 && !call.retried && IDEMPOTENT.has(call.req.method)) {
+      // The kept-alive socket was closed by the upstream as we reused it. An
+      // idempotent request is sent once more on a new connection (first, so a
+      // closing pool still counts it in flight); others are not, as nginx and
+      // undici do not: the upstream may have acted on it (a POST is a paid
+      // completion). Idle sockets are retired before upstreams close them
+      // (idle_ms, Keep-Alive: timeout) to keep this race rare.
       call.retried = true;
       call.fresh = true;
       this.pool.dispatch(call);
+      this.close();
     } else {
+      this.close();
       const what = err ? err.message : 'the connection closed';
       this.fail(call, 'UPSTREAM_RESET', `The upstream connection broke before the response was complete: ${what}.`, false, errno);
     }
@@ -340,6 +369,17 @@ class Conn implements ParserOwner {
         if (call !== null) this.fail(call, 'UPSTREAM_CONNECT_TIMEOUT', `Connecting to the upstream took longer than ${this.pool.opts.connectTimeoutMs} ms.`, true);
         else this.destroy();
         break;
+      case Deadline.Send: {
+        // Still writing the request: fine while the upstream keeps reading it.
+        const unsent = this.socket.writableLength;
+        if (unsent < this.unsent) {
+          this.unsent = unsent;
+          this.deadline = this.pool.bodyDeadline();
+        } else if (call !== null) {
+          this.fail(call, 'UPSTREAM_BODY_TIMEOUT', `The upstream read none of the request body for more than ${this.pool.opts.bodyTimeoutMs} ms.`, false);
+        } else this.destroy();
+        break;
+      }
       case Deadline.Headers:
         if (call !== null) this.fail(call, 'UPSTREAM_HEADERS_TIMEOUT', `The upstream sent no response head within ${this.pool.opts.headersTimeoutMs} ms.`, false);
         else this.destroy();
@@ -409,7 +449,9 @@ export class H1Pool {
     this.tickMs = Math.max(10, Math.min(1000, Math.floor(shortest / 10)));
   }
 
+  /** Throws a TypeError for a request that cannot be written safely (CR, LF or NUL in the target or a header: request smuggling). */
   request(req: H1Request, handler: H1Handler): H1Call {
+    checkRequest(req);
     const call = new Call(this, req, handler);
     if (this.closing) {
       call.done = true;
@@ -474,14 +516,14 @@ export class H1Pool {
       clearInterval(this.ticker);
       this.ticker = null;
     }
-    // A slot freed up: a queued request may open a connection now.
-    if (!this.closing) {
-      const max = this.opts.connections;
-      if (max !== null && this.conns.size < max) {
-        const next = this.dequeue();
-        if (next !== null) this.addConn(new Conn(this, next));
-      }
-    } else if (this.conns.size === 0 && this.closed !== null) {
+    // A slot freed up: a queued request may open a connection now. (While
+    // closing, the queue only holds requests resent after a stale socket.)
+    const max = this.opts.connections;
+    if (max !== null && this.conns.size < max) {
+      const next = this.dequeue();
+      if (next !== null) this.addConn(new Conn(this, next));
+    }
+    if (this.closing && this.conns.size === 0 && this.closed !== null) {
       this.closed();
       this.closed = null;
     }
@@ -533,5 +575,18 @@ export class H1Pool {
       if (call !== null) conn.fail(call, 'UPSTREAM_POOL_CLOSED', 'The upstream pool was destroyed.', false);
       else conn.destroy();
     }
+  }
+}
+
+function unsafe(s: string): boolean {
+  return s.indexOf('\r') >= 0 || s.indexOf('\n') >= 0 || s.indexOf('\0') >= 0;
+}
+
+function checkRequest(req: H1Request): void {
+  if (unsafe(req.path) || req.path.indexOf(' ') >= 0) throw new TypeError('request path must not contain spaces, CR, LF or NUL');
+  if (unsafe(req.method) || req.method.indexOf(' ') >= 0 || req.method === '') throw new TypeError('request method must be a token');
+  const h = req.headers;
+  for (let i = 0; i < h.length; i++) {
+    if (unsafe(h[i]!)) throw new TypeError(`request header ${i % 2 === 0 ? 'name' : 'value'} must not contain CR, LF or NUL`);
   }
 }

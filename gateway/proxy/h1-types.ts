@@ -10,9 +10,13 @@ export interface H1PoolOptions {
   connections: number | null;
   /** From starting a connection until it is established (TCP, and TLS when https). */
   connectTimeoutMs: number;
-  /** From the request written until the response head is complete. */
+  /** From the request written (all of it handed to the kernel) until the response head is complete. */
   headersTimeoutMs: number;
-  /** Longest silence between two reads of a response body (not counted while the handler paused); 0: none. */
+  /**
+   * Longest silence between two reads of a response body (not counted while
+   * the handler paused), and longest stall of the upstream reading a request
+   * body we are still writing; 0: none.
+   */
   bodyTimeoutMs: number;
   /** An idle keep-alive socket is closed after this long (or earlier when the server's Keep-Alive header says so). */
   idleTimeoutMs: number;
