@@ -36,7 +36,7 @@ export function registerLoadgenCommand(program: Command): void {
     .option('--stream', 'stream responses and report time to first token and inter-token latency', false)
     .option('--rate <r>', 'open loop: arrivals per second (latency timed from the intended send time)', positiveNumber)
     .addOption(new Option('--arrival <kind>', 'open loop: arrival process').choices(['constant', 'poisson']).default(d.arrival))
-    .addOption(new Option('--warmup <time>', 'closed-loop load before measuring, not counted').argParser(seconds(0)).default(d.warmupS, `${d.warmupS}s`))
+    .addOption(new Option('--warmup <time>', 'closed-loop load before measuring, not counted; its mean latency spreads the workers\' first requests').argParser(seconds(0)).default(d.warmupS, `${d.warmupS}s`))
     .option('--threads <n>', 'worker threads the workers are spread over', integer(1, 256), d.threads)
     .option('--header <name:value>', 'extra request header (repeatable)', header)
     .addOption(new Option('--timeout <time>', 'per-request timeout (connect, headers, between body chunks)').argParser(seconds(0.001)).default(d.timeoutS, `${d.timeoutS}s`))

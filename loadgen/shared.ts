@@ -34,7 +34,10 @@ export interface ThreadTask {
 }
 
 export interface ThreadResult extends RawCounts {
-  /** From GO to this thread's last counted request (or the deadline), ms. */
+  /**
+   * requests / this thread's rate, ms. Open loop: GO to the last counted
+   * request (or the deadline); closed loop: the rate is summed per worker.
+   */
   elapsedMs: number;
   histogram: string;
   ttftHistogram?: string;

@@ -42,6 +42,10 @@ class Exchange {
   done = false;
   /** True while pool.dispatch runs: an error raised inside it is reported on the next turn. */
   dispatching = false;
+  /** Measured phase, closed loop: this worker's first send, last counted outcome, outcomes counted. */
+  firstSend = 0;
+  lastDone = 0;
+  counted = 0;
   constructor(
     private readonly outcome: Outcome,
     private readonly onTokens: ((x: Exchange, n: number) => void) | null,
@@ -167,11 +171,14 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
       else if (x.status >= 400) countError('4xx', x.status);
       else countError('other', x.status);
       if (now > endAt) endAt = now;
+      x.counted++;
+      x.lastDone = now;
     }
     next(x);
   };
 
   const send = (x: Exchange, start: number): void => {
+    if (phase === 1 && x.firstSend === 0) x.firstSend = start;
     inFlight++;
     x.reset(start);
     x.dispatching = true;
@@ -188,11 +195,17 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
 
   const stopped = (): boolean => Atomics.load(shared, SLOT.STOP) === 1;
 
-  // Warm-up: closed loop, nothing counted, no tickets claimed.
+  // Warm-up: closed loop, nothing counted, no tickets claimed; it measures the
+  // mean latency (the closed-loop cycle) that the measured phase spreads its
+  // workers' starts over.
+  let warmSum = 0;
+  let warmN = 0;
   if (spec.warmupS > 0) {
     const until = performance.now() + spec.warmupS * 1000;
     await new Promise<void>((resolve) => {
       next = (x) => {
+        warmSum += performance.now() - x.start;
+        warmN++;
         if (performance.now() < until && !stopped()) send(x, performance.now());
         else if (inFlight === 0) resolve();
       };
@@ -220,6 +233,7 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
   await new Promise<void>((resolve) => {
     let over = false;
     let tickTimer: NodeJS.Timeout | null = null;
+    const startTimers: NodeJS.Timeout[] = [];
     const deadlineTimer = deadline !== Infinity ? setTimeout(() => finish(), deadline - goAt) : null;
     const stopPoll = setInterval(() => stopped() && finish(), 25);
     finish = () => {
@@ -230,6 +244,7 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
       clearInterval(stopPoll);
       if (deadlineTimer) clearTimeout(deadlineTimer);
       if (tickTimer) clearTimeout(tickTimer);
+      for (const st of startTimers) clearTimeout(st);
       resolve();
     };
 
@@ -241,13 +256,15 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
       // milliseconds to the last response's measured latency).
       const ready: Exchange[] = [];
       let flushing = false;
+      /** Workers whose first request is still to come (their start is spread, below). */
+      let starting = 0;
       const flush = (): void => {
         flushing = false;
         for (const x of ready.splice(0)) {
           if (over) return;
           if (!stopped() && performance.now() < deadline && claim()) send(x, performance.now());
         }
-        if (inFlight === 0) finish();
+        if (inFlight === 0 && starting === 0) finish();
       };
       next = (x) => {
         if (over) return;
@@ -257,7 +274,40 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
           setImmediate(flush);
         }
       };
-      ready.push(...slots);
+      // The workers' first requests are spread evenly over one cycle (the
+      // warm-up's mean latency; without a warm-up they all start at once).
+      // Started together, closed-loop users stay together for the whole run:
+      // every cycle, all of them hit the server within a few ms and all their
+      // responses come back within a few ms, and both the server and this
+      // process serialise the burst (tens of µs per request each), which adds
+      // ~1 ms to the mean latency and several to p99 at 100 users of a 100 ms
+      // sink, and makes the run measure its own burst handling. Spread, they
+      // form the steady stream that "N concurrent users" means. The rate is
+      // then counted per worker (see elapsedMs below), so the ramp does not
+      // count against it.
+      // A tenth of the run at most: a slow server must not keep users from starting.
+      const spread = Math.min(warmN > 0 ? warmSum / warmN : 0, (deadline - goAt) / 10);
+      if (!(spread >= 2)) {
+        // Under ~2 ms, ms timers cannot spread anything, and bursts are brief.
+        ready.push(...slots);
+        flush();
+        return;
+      }
+      const threads = Math.min(spec.threads, spec.workers);
+      slots.forEach((x, i) => {
+        // Interleaved with the other threads' workers: global index i * threads + index.
+        const offset = Math.floor(((i * threads + task.index) / spec.workers) * spread);
+        if (offset === 0) ready.push(x);
+        else {
+          starting++;
+          startTimers.push(
+            setTimeout(() => {
+              starting--;
+              next(x);
+            }, offset),
+          );
+        }
+      });
       flush();
       return;
     }
@@ -296,11 +346,20 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
     tick();
   });
 
-  // The rate is counted over GO to the last counted completion, not to the
-  // deadline: closed-loop workers finish in waves (all 100 users of a 100 ms
-  // sink answer together), and a deadline that cuts a wave would drop up to one
-  // wave's worth of time-without-completions from the count but not the clock.
-  const elapsedMs = counts.requests > 0 ? endAt - goAt : Math.min(performance.now(), deadline) - goAt;
+  // Open loop: the rate is counted over GO to the last counted completion, not
+  // to the deadline (a deadline that cuts between completions would count the
+  // time but not the requests). Closed loop: per worker, over its own first
+  // send to its last counted outcome, summed over the workers, and elapsedMs is
+  // requests / that rate: exact for back-to-back requests, whether the workers
+  // started together (then it equals GO..last completion) or spread over the
+  // first cycle (then the ramp, with fewer than all workers busy, does not
+  // count against the rate).
+  let elapsedMs = counts.requests > 0 ? endAt - goAt : Math.min(performance.now(), deadline) - goAt;
+  if (task.rate === undefined && counts.requests > 0) {
+    let perMs = 0;
+    for (const x of slots) if (x.counted > 0 && x.lastDone > x.firstSend) perMs += x.counted / (x.lastDone - x.firstSend);
+    if (perMs > 0) elapsedMs = counts.requests / perMs;
+  }
   await pool.destroy().catch(() => {});
   return {
     ...counts,
