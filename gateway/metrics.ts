@@ -19,18 +19,33 @@ interface MetricValue {
   metricName?: string;
 }
 
-/** The shape prom-client's Registry reads from a metric (duck-typed, as its own metrics are). */
-abstract class RecordedMetric {
+/**
+ * The shape prom-client's Registry reads from a metric (duck-typed, as its own
+ * metrics are), over series of type S, at most MAX_SERIES of them.
+ */
+abstract class RecordedMetric<S extends { labels: Record<string, string> }> {
   readonly aggregator = 'sum';
+  readonly series: S[] = [];
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: 'counter' | 'histogram',
     registry: client.Registry,
+    private readonly make: (labels: Record<string, string>) => S,
   ) {
     registry.registerMetric(this as unknown as client.Metric);
   }
+
+  /** A new series, or null past MAX_SERIES. */
+  add(labels: Record<string, string>): S | null {
+    if (this.series.length >= MAX_SERIES) return null;
+    const s = this.make(labels);
+    this.series.push(s);
+    return s;
+  }
+
   abstract values(): MetricValue[];
+
   get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.values() });
   }
@@ -52,17 +67,9 @@ export class HistogramSeries {
   }
 }
 
-class RecordedHistogram extends RecordedMetric {
-  readonly series: HistogramSeries[] = [];
+class RecordedHistogram extends RecordedMetric<HistogramSeries> {
   constructor(name: string, help: string, registry: client.Registry) {
-    super(name, help, 'histogram', registry);
-  }
-
-  add(labels: Record<string, string>): HistogramSeries | null {
-    if (this.series.length >= MAX_SERIES) return null;
-    const s = new HistogramSeries(labels);
-    this.series.push(s);
-    return s;
+    super(name, help, 'histogram', registry, (labels) => new HistogramSeries(labels));
   }
 
   values(): MetricValue[] {
@@ -86,17 +93,9 @@ export class CounterSeries {
   constructor(readonly labels: Record<string, string>) {}
 }
 
-class RecordedCounter extends RecordedMetric {
-  readonly series: CounterSeries[] = [];
+class RecordedCounter extends RecordedMetric<CounterSeries> {
   constructor(name: string, help: string, registry: client.Registry) {
-    super(name, help, 'counter', registry);
-  }
-
-  add(labels: Record<string, string>): CounterSeries | null {
-    if (this.series.length >= MAX_SERIES) return null;
-    const s = new CounterSeries(labels);
-    this.series.push(s);
-    return s;
+    super(name, help, 'counter', registry, (labels) => new CounterSeries(labels));
   }
 
   values(): MetricValue[] {
