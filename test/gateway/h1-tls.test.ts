@@ -1,30 +1,14 @@
 // H1Pool over TLS: a self-signed certificate made with the openssl CLI for
 // 127.0.0.1, a node:https server on loopback, trust via `tls.ca`.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { exchange, get, newPool, send, sleep, startRawServer, waitFor } from '../helpers/h1-server.js';
+import { makeCert } from '../helpers/tls-cert.js';
 
 const warnings: Error[] = [];
 process.on('warning', (w) => warnings.push(w));
-
-function makeCert(san: string): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'h1-tls-'));
-  try {
-    execFileSync('/usr/bin/openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', `subjectAltName=${san}`, '-keyout', join(dir, 'k'), '-out', join(dir, 'c'),
-    ], { stdio: 'ignore' });
-    return { key: readFileSync(join(dir, 'k')), cert: readFileSync(join(dir, 'c')) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const good = makeCert('IP:127.0.0.1,DNS:localhost');
 const wrongName = makeCert('DNS:other.invalid');
