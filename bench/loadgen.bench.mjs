@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { loadavg } from 'node:os';
 import { spawnReady, jsonPort, cpuMicros, stop } from './lib/procs.mjs';
 import { chatBody, wrk } from './lib/wrk.mjs';
 
@@ -13,6 +14,10 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+// The sink, this load generator and autocannon share the host's cores: other
+// load on the host moves the ratios, so each figure is printed with it.
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+console.log(`load average at start: ${load()}`);
 
 /** Runs a child to completion; resolves with stdout and the CPU time it used (µs, sampled just before exit). */
 function runChild(cmd, args) {
@@ -106,3 +111,4 @@ console.log(`rounds (req/s): sluice ${results.sluice.map((r) => r.rps.toFixed(0)
 const ratio = s.rps / a.rps;
 console.log(`\nthroughput ratio sluice loadgen / autocannon: ${ratio.toFixed(3)} (goal >= 0.9) ${ratio >= 0.9 ? 'PASS' : 'MISS'}`);
 console.log(`CPU per request ratio sluice loadgen / autocannon: ${(s.cpuUsPerReq / a.cpuUsPerReq).toFixed(2)}`);
+console.log(`\nload average at end: ${load()}`);
