@@ -182,8 +182,6 @@ export class Sink {
   }
 
   private handle(res: HttpResponse, req: HttpRequest, kind: Kind, path: string): void {
-    // The wait is counted from here, not from when the body has been read.
-    const arrived = performance.now();
     const ex: Exchange = { res, done: false, timer: null, dropping: false };
     res.onAborted(() => {
       if (!ex.dropping) this.stats.aborted++;
@@ -197,6 +195,9 @@ export class Sink {
       const w = Number(waitHeader);
       if (Number.isFinite(w) && w >= 0) waitMs = w;
     }
+    // The wait is counted from here, not from when the body has been read (no
+    // clock read for wait 0, the throughput path).
+    const arrived = waitMs > 0 ? performance.now() : 0;
     this.stats.inFlight++;
     this.count(path);
     readBodyTransient(res, contentLength, this.opts.maxBodyBytes, (result) => {
