@@ -11,7 +11,7 @@ import type { KeyRecord } from './auth/types.js';
 import { GatewayContext } from './http/context.js';
 import { createApp } from './http/server.js';
 import { MSG, type PrimaryMessage } from './ipc.js';
-import { openStore, type KeyStore } from './store/index.js';
+import { openStore, SqliteKeyStore, type KeyStore } from './store/index.js';
 import { RateLimiter } from './limits/rate-limiter.js';
 import { UsageAccumulator } from './usage/accumulator.js';
 
@@ -33,19 +33,20 @@ export async function runWorker(): Promise<void> {
   const keys = new KeyCache(staticKeys, store);
   const revoked = (ev: { id: string; sha256: string }): void => keys.evictHash(ev.sha256);
   store?.onRevoked(revoked);
-  if (store?.kind === 'sqlite') {
+  if (store instanceof SqliteKeyStore) {
     // Revocations made by other processes on the same file (another instance,
-    // or `sluice keys revoke` against the file) are seen by polling.
+    // or `sluice keys revoke` against the file) are seen by polling (an index
+    // lookup of the recently revoked keys; the windows overlap by 2 s).
     let since = Date.now() - 2000;
     setInterval(() => {
       const from = since;
       since = Date.now() - 2000;
-      store.listKeys().then(
-        (all) => {
-          for (const k of all) if (k.revokedAt !== undefined && k.revokedAt >= from) keys.evictHash(k.sha256);
-        },
-        () => undefined,
-      );
+      try {
+        for (const k of store.revokedSince(from)) keys.evictHash(k.sha256);
+      } catch {
+        /* the file is busy or gone: the next poll covers this window too */
+        since = from;
+      }
     }, 500).unref();
   }
   const limiter = new RateLimiter(store, (err) =>

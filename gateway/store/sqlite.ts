@@ -38,6 +38,8 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (key_id, kind, window_id)
    );
    CREATE INDEX rate_windows_created ON rate_windows (created_at);`,
+  // Workers poll for revocations made by other processes: only revoked keys are indexed.
+  `CREATE INDEX keys_revoked ON keys (revoked_at) WHERE revoked_at IS NOT NULL;`,
 ];
 
 /** Windows older than this are dropped (windows are expected to be about a minute long). */
@@ -115,6 +117,9 @@ export class SqliteKeyStore implements KeyStore {
       byHash: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE sha256 = ?'),
       byId: db.prepare<[string], KeyRow>('SELECT * FROM keys WHERE id = ?'),
       all: db.prepare<[], KeyRow>('SELECT * FROM keys ORDER BY created_at, id'),
+      revokedSince: db.prepare<[number], { id: string; sha256: string }>(
+        'SELECT id, sha256 FROM keys WHERE revoked_at IS NOT NULL AND revoked_at >= ?',
+      ),
       revoke: db.prepare('UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       addUsage: db.prepare(
         `INSERT INTO usage (key_id, model, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?)
@@ -180,6 +185,14 @@ export class SqliteKeyStore implements KeyStore {
 
   async listKeys(): Promise<StoredKey[]> {
     return this.st.all.all().map(toKey);
+  }
+
+  /**
+   * Keys revoked at or after `since` (ms), by any process using the file. An
+   * index lookup, not a scan: gateway workers call it twice a second.
+   */
+  revokedSince(since: number): Array<{ id: string; sha256: string }> {
+    return this.st.revokedSince.all(since);
   }
 
   async getKey(id: string): Promise<StoredKey | null> {

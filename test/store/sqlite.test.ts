@@ -72,3 +72,40 @@ t.test('sqlite: old rate windows are dropped', async (t) => {
   t.equal(await b.windowUsed('k', 'req', 1), 0, 'the old window is gone');
   t.equal(await b.windowUsed('k', 'req', 2), 1, 'the current one stays');
 });
+
+t.test('sqlite: revokedSince finds keys revoked by any process from a time on, through the index', async (t) => {
+  const p = join(t.testdir({}), 'r.db');
+  const s = new SqliteKeyStore(p);
+  t.teardown(() => s.close());
+  const a = (await s.createKey({ name: 'a' })).key;
+  const b = (await s.createKey({ name: 'b' })).key;
+  const before = Date.now();
+  t.same(s.revokedSince(before - 60_000), [], 'nothing revoked yet');
+  // Revoked through another connection to the file, as another process would.
+  const other = new SqliteKeyStore(p);
+  await other.revokeKey(b.id);
+  await other.close();
+  t.same(s.revokedSince(before), [{ id: b.id, sha256: b.sha256 }], 'the revoked key, not the live one');
+  t.same(s.revokedSince(Date.now() + 1000), [], 'nothing revoked after now');
+  t.notOk(s.revokedSince(before).some((k) => k.id === a.id));
+  const db = new Database(p, { readonly: true });
+  t.teardown(() => db.close());
+  const plan = (db.prepare('EXPLAIN QUERY PLAN SELECT id, sha256 FROM keys WHERE revoked_at IS NOT NULL AND revoked_at >= ?').all(0) as { detail: string }[])
+    .map((r) => r.detail)
+    .join(' ');
+  t.match(plan, /keys_revoked/, 'the partial index is used, not a table scan');
+});
+
+t.test('sqlite: a database at schema version 1 is migrated to the current version', async (t) => {
+  const p = join(t.testdir({}), 'v1.db');
+  const db = new Database(p);
+  db.exec(MIGRATIONS[0]!);
+  db.pragma('user_version = 1');
+  db.close();
+  const s = new SqliteKeyStore(p);
+  t.teardown(() => s.close());
+  const check = new Database(p, { readonly: true });
+  t.teardown(() => check.close());
+  t.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  t.ok(check.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'keys_revoked'").get(), 'the new index exists');
+});
