@@ -178,7 +178,8 @@ export class ProxyExchange implements H1Handler {
     const buf = this.sseCarry === null ? chunk : Buffer.concat([this.sseCarry, chunk]);
     const end = buf.lastIndexOf('\n\n');
     if (end < 0) {
-      this.sseCarry = buf;
+      // `chunk` is a view of the pool's read buffer, overwritten by the next read: keep a copy.
+      this.sseCarry = buf === chunk ? Buffer.from(chunk) : buf;
       return EMPTY;
     }
     this.sseCarry = end + 2 < buf.length ? Buffer.from(buf.subarray(end + 2)) : null;

@@ -68,3 +68,51 @@ t.test('graceful shutdown finishes an in-flight stream, then exits 0', async (t)
   t.equal((text.match(/"content":"/g) ?? []).length, 1 + 10, 'every token arrived');
   t.equal(await gw.exited, 0, 'the gateway exited 0');
 });
+
+t.test('SSE events split across reads reach the client intact while the usage event is stripped', async (t) => {
+  const { createServer } = await import('node:net');
+  // A raw upstream: every event is written in two halves 15 ms apart (so the
+  // gateway reads them separately), each half with a different filler, so a
+  // kept view of a reused read buffer would show as corrupted text.
+  const events = Array.from({ length: 12 }, (_, i) =>
+    `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"${String.fromCharCode(97 + i).repeat(40 + i)}"}}]}\n\n`,
+  );
+  const usage = 'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":12,"total_tokens":17}}\n\n';
+  const all = [...events, usage, 'data: [DONE]\n\n'];
+  let sawIncludeUsage = false;
+  const server = createServer((sock) => {
+    let req = '';
+    sock.on('data', async (d: Buffer) => {
+      req += d.toString('latin1');
+      const headEnd = req.indexOf('\r\n\r\n');
+      if (headEnd < 0) return;
+      const len = Number(/content-length: (\d+)/i.exec(req)?.[1] ?? 0);
+      if (req.length - headEnd - 4 < len) return;
+      sawIncludeUsage = req.includes('"include_usage":true');
+      sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n');
+      for (const ev of all) {
+        const half = Math.floor(ev.length / 2);
+        for (const part of [ev.slice(0, half), ev.slice(half)]) {
+          sock.write(`${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`);
+          await new Promise((r) => setTimeout(r, 15));
+        }
+      }
+      sock.end('0\r\n\r\n');
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  const key = newKey();
+  const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: `http://127.0.0.1:${port}/v1` }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  const res = await request(`${gw.url}/chat/completions`, {
+    method: 'POST',
+    headers: auth(key.secret),
+    body: JSON.stringify({ model: 'm', stream: true }),
+  });
+  t.equal(res.statusCode, 200);
+  const text = await res.body.text();
+  t.ok(sawIncludeUsage, 'the gateway asked the upstream for usage');
+  t.equal(text, [...events, 'data: [DONE]\n\n'].join(''), 'every event byte for byte, without the usage event the client did not ask for');
+});
