@@ -27,8 +27,8 @@ const lineWriters = new WeakMap<Logger, { destination: LogDestination; bindings:
  * Writes pre-formatted info lines to `logger`'s destination, in pino's line
  * format: `{"level":30,"time":…,<bindings>,<fields>,"msg":"…"}`. For the one
  * line per request: pino's generic serialisation cost ~2 µs of a proxied
- * request's ~30, building the line from known fields ~0.3 µs. `fields` must
- * be JSON members, without braces; null when info is disabled.
+ * request's ~26, building the line from known fields and writing it ~0.8 µs.
+ * `fields` must be JSON members, without braces; null when info is disabled.
  */
 export function infoLineWriter(logger: Logger, msg: string): ((fields: string) => void) | null {
   const w = lineWriters.get(logger);
