@@ -19,15 +19,13 @@ export class LogDestination {
   private queued = 0;
   private writing = false;
   private dropped = 0;
-  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly fd: number,
     private readonly maxBacklogBytes = 16 * 1024 * 1024,
     flushMs = 1000,
   ) {
-    this.timer = setInterval(() => this.flush(), flushMs);
-    this.timer.unref();
+    setInterval(() => this.flush(), flushMs).unref();
   }
 
   /** pino calls this with one complete line (newline included). */
@@ -114,11 +112,6 @@ export class LogDestination {
         }
       }
     }
-  }
-
-  end(): void {
-    clearInterval(this.timer);
-    this.flushSync();
   }
 }
 

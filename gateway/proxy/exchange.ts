@@ -32,7 +32,6 @@ export class ProxyExchange implements H1Handler {
   private tried: Upstream[] | null = null;
   private route: ModelRoute | null = null;
   private body: Buffer | null = null;
-  private path = '';
   private call: H1Call | null = null;
   /** True once status and headers went to the client. */
   private started = false;
@@ -87,9 +86,9 @@ export class ProxyExchange implements H1Handler {
     let body = this.body!;
     if (up.model !== undefined && up.model !== this.model) body = rewriteModel(body, up.model);
     const headers = up.authorization === null ? this.forwardHeaders : [...this.forwardHeaders, 'authorization', up.authorization];
-    this.path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
+    const path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
     try {
-      this.call = up.pool.request({ method: this.method, path: this.path, headers, body: body.length > 0 ? body : null }, this);
+      this.call = up.pool.request({ method: this.method, path, headers, body: body.length > 0 ? body : null }, this);
     } catch (err) {
       // A target or header the pool refuses to write (CR/LF: request smuggling).
       up.inFlight--;
@@ -157,7 +156,8 @@ export class ProxyExchange implements H1Handler {
     if (ok) return true;
     if (!this.writableHooked) {
       this.writableHooked = true;
-      this.res.onWritable(this.onWritable);
+      // Bound only when a write was refused: most responses never need it.
+      this.res.onWritable(() => this.onWritable());
     }
     return false;
   }
@@ -198,10 +198,10 @@ export class ProxyExchange implements H1Handler {
       : Buffer.concat([complete.subarray(0, evStart), complete.subarray(evEnd)]);
   }
 
-  private onWritable = (): boolean => {
+  private onWritable(): boolean {
     this.call?.resume();
     return true;
-  };
+  }
 
   onComplete(): void {
     if (this.aborted) return;

@@ -76,11 +76,6 @@ export class ResponseParser {
     return this.state === State.UntilClose;
   }
 
-  /** Whether any part of a response head has arrived. */
-  get started(): boolean {
-    return this.state !== State.Head || this.carry !== null;
-  }
-
   /** Stops parsing at once (the exchange was aborted from inside a callback). */
   halt(): void {
     this.halted = true;

@@ -4,7 +4,6 @@ import { H1Pool } from '../proxy/h1-pool.js';
 import type { GatewayConfig, UpstreamConfig } from '../config/schema.js';
 
 export class Upstream {
-  readonly origin: string;
   /** The upstream URL's path without a trailing slash, e.g. "/v1". */
   readonly basePath: string;
   readonly label: string;
@@ -27,7 +26,6 @@ export class Upstream {
     env: NodeJS.ProcessEnv,
   ) {
     const u = new URL(cfg.url);
-    this.origin = u.origin;
     this.basePath = u.pathname.replace(/\/+$/, '');
     this.label = `${u.origin}${this.basePath}`;
     this.labelJson = JSON.stringify(this.label);

@@ -7,7 +7,7 @@ import { sha256Hex } from '../../gateway/auth/key-hash.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { stringify } from 'yaml';
 import type { Test } from 'tap';
-import { spawnCli, type RunningProcess } from './sink.js';
+import { loopbackEndpoints, spawnCli, type RunningProcess } from './sink.js';
 
 export interface GatewayHandle extends RunningProcess {
   port: number;
@@ -35,13 +35,9 @@ export async function startGateway(t: Test, config: Record<string, unknown>, env
   // No store unless a test asks for one: tests run in parallel and must not share ./data.
   const configPath = writeConfig({ listen: { host: '127.0.0.1', port: 0 }, workers: 2, store: { kind: 'none' }, ...config });
   const p = await spawnCli(t, ['gateway', '--config', configPath, ...args], env, (m) => m.msg === 'gateway listening');
-  const port = p.ready.port as number;
-  const origin = `http://127.0.0.1:${port}`;
   return {
     ...p,
-    port,
-    origin,
-    url: `${origin}/v1`,
+    ...loopbackEndpoints(p.ready.port as number),
     configPath,
     workerPids: () => {
       try {

@@ -75,16 +75,19 @@ export interface SinkStats {
   wait: { responses: number; meanLateUs: number; minLateUs: number; maxLateUs: number; compensationUs: number };
 }
 
+/** The addresses of a server started on 127.0.0.1: its origin and its base URL ending in /v1. */
+export function loopbackEndpoints(port: number): { port: number; origin: string; url: string } {
+  const origin = `http://127.0.0.1:${port}`;
+  return { port, origin, url: `${origin}/v1` };
+}
+
 export async function startSink(t: Test, args: string[] = []): Promise<SinkHandle> {
   const p = await spawnCli(t, ['sink', '--port', '0', ...args]);
-  const port = p.ready.port as number;
-  const origin = `http://127.0.0.1:${port}`;
+  const at = loopbackEndpoints(p.ready.port as number);
   return {
     ...p,
-    port,
-    origin,
-    url: `${origin}/v1`,
-    stats: async () => (await (await fetch(`${origin}/sink/stats`)).json()) as SinkStats,
+    ...at,
+    stats: async () => (await (await fetch(`${at.origin}/sink/stats`)).json()) as SinkStats,
   };
 }
 
