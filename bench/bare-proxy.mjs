@@ -3,28 +3,16 @@
 // the gateway costs above this is the cost of its features; what this costs
 // above nginx is the cost of the transport (uWS, node:net, V8) on this machine.
 // Usage: node bench/bare-proxy.mjs <upstream origin> <workers>. Prints {"port":N}.
-import cluster from 'node:cluster';
 import { uws, statusLine } from '../dist/common/uws.js';
 import { H1Pool } from '../dist/gateway/proxy/h1-pool.js';
+import { clusterListen } from './lib/cluster-listen.mjs';
 
 const [origin, workersArg = '1'] = process.argv.slice(2);
-const workers = Number(workersArg);
 const DROP = new Set(['host', 'content-length', 'connection', 'authorization', 'keep-alive', 'transfer-encoding']);
 
-if (cluster.isPrimary && workers > 1) {
-  // The first worker picks a port; the others bind the same one (SO_REUSEPORT).
-  const first = cluster.fork({ BARE_PORT: '0' });
-  first.on('message', (m) => {
-    for (let i = 1; i < workers; i++) cluster.fork({ BARE_PORT: String(m.port) });
-    process.stdout.write(JSON.stringify({ port: m.port }) + '\n');
-  });
-  process.on('SIGTERM', () => {
-    for (const w of Object.values(cluster.workers)) w.kill();
-    process.exit(0);
-  });
-} else {
+clusterListen(Number(workersArg), () => {
   const pool = new H1Pool(origin, { connections: null, connectTimeoutMs: 5000, headersTimeoutMs: 60000, bodyTimeoutMs: 60000, idleTimeoutMs: 30000 });
-  uws()
+  return uws()
     .App()
     .any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();
@@ -71,11 +59,5 @@ if (cluster.isPrimary && workers > 1) {
           },
         );
       });
-    })
-    .listen('127.0.0.1', Number(process.env.BARE_PORT ?? 0), (s) => {
-      const port = uws().us_socket_local_port(s);
-      if (process.send) process.send({ port });
-      else process.stdout.write(JSON.stringify({ port }) + '\n');
     });
-  process.on('SIGTERM', () => process.exit(0));
-}
+});

@@ -2,8 +2,10 @@
 // loopback with wrk (100 connections, 1 KB chat bodies):
 //   wait 100 ms: throughput gateway/direct, added p50 and p99 (and nginx's);
 //   wait 0:      CPU µs per request of the gateway's processes vs nginx's,
-//                and the gateway's peak RSS; and the transport floor (a bare
-//                uWS proxy over the same upstream client, bench/bare-proxy.mjs).
+//                and the gateway's peak RSS; and two references with the
+//                gateway's worker count: the transport floor (a bare uWS proxy
+//                over the gateway's upstream client, bench/bare-proxy.mjs) and
+//                the least any uWS + node:net proxy costs (bench/minimal-proxy.mjs).
 // The gateway is measured once per key store (none: the key is a static key
 // in the config; sqlite, redis: the key lives in the store, so the hot path goes
 // through the key cache with the store attached). The gateways run one after
@@ -60,11 +62,12 @@ const waits = [0, 100]; // wait 0 first: it also warms up the JIT, which otherwi
 const noKey = 'sk-none'; // direct and nginx do not check keys
 for (const wait of waits) results.push(await run('direct', sinkUrl, null, wait, noKey));
 if (nginx) for (const wait of waits) results.push(await run('nginx', nginx.url, nginx.proc.pid, wait, noKey));
-{
-  // The transport floor: uWS + the gateway's upstream client and nothing else, as many workers as the gateway.
-  const bare = await spawnReady(process.execPath, [fileURLToPath(new URL('./bare-proxy.mjs', import.meta.url)), sinkUrl, String(availableParallelism())], jsonPort);
-  results.push(await run('floor', `http://127.0.0.1:${bare.ready.port}`, bare.proc.pid, 0, noKey));
-  await stop(bare.proc);
+// The references, with as many workers as the gateway: the transport floor (uWS + the gateway's
+// upstream client and nothing else), and the least a uWS proxy over node:net can do.
+for (const [name, script] of [['floor', './bare-proxy.mjs'], ['minimal', './minimal-proxy.mjs']]) {
+  const ref = await spawnReady(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), sinkUrl, String(availableParallelism())], jsonPort);
+  results.push(await run(name, `http://127.0.0.1:${ref.ready.port}`, ref.proc.pid, 0, noKey));
+  await stop(ref.proc);
 }
 for (const store of stores) {
   const gw = await startGateway(store);
@@ -181,6 +184,13 @@ function report() {
     const floor = get('floor', 0);
     console.log(`  wait 0:   CPU per request above the transport floor (bare uWS + upstream client, ${f(floor.cpuUsPerReq, 1)} µs${nginx ? `, ${f(floor.cpuUsPerReq / n0.cpuUsPerReq)}x nginx` : ''}): ${f(g0.cpuUsPerReq - floor.cpuUsPerReq, 1)} µs for auth, routing, logging, metrics`);
     console.log(`  wait 0:   sluice ${f(g0.rps, 0)} req/s, peak RSS ${f(g0.peakRssMb, 0)} MB`);
+  }
+  const minimal = get('minimal', 0);
+  if (nginx) {
+    const room = 1.5 * n0.cpuUsPerReq - minimal.cpuUsPerReq;
+    console.log(
+      `\nthe least a uWS + node:net proxy costs (bench/minimal-proxy.mjs: path, body and 2 headers forwarded, Content-Length only, no timeouts): ${f(minimal.cpuUsPerReq, 1)} µs, ${f(minimal.cpuUsPerReq / n0.cpuUsPerReq)}x nginx; 1.5x nginx leaves ${f(room, 1)} µs per request for everything else`,
+    );
   }
   const none0 = get('sluice/none', 0);
   const none100 = get('sluice/none', 100);
