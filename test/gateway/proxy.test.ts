@@ -122,5 +122,10 @@ t.test('the official openai client works through the gateway, streaming and not'
   t.equal(text, chat.choices[0]?.message.content);
   const emb = await client.embeddings.create({ model: 'benchmark-model', input: 'x' });
   t.equal(emb.data[0]?.embedding.length, 16);
-  await t.rejects(new OpenAI({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 }).models.list(), { status: 401 });
+  const denied = await new OpenAI({ baseURL: gw.url, apiKey: 'sk-wrong', maxRetries: 0 }).models.list().then(
+    () => null,
+    (err: unknown) => err,
+  );
+  t.ok(denied instanceof OpenAI.AuthenticationError, 'a wrong key is an AuthenticationError to the client');
+  t.equal((denied as InstanceType<typeof OpenAI.APIError>).status, 401);
 });

@@ -14,7 +14,8 @@ function hist(values: number[]): hdr.Histogram {
   return h;
 }
 
-const decode = (b64: string): hdr.Histogram => hdr.decodeFromCompressedBase64(b64);
+// Without WebAssembly initialised, hdr-histogram-js decodes into its JS implementation.
+const decode = (b64: string): hdr.JsHistogram => hdr.decodeFromCompressedBase64(b64) as hdr.JsHistogram;
 
 async function merge(...results: unknown[]): Promise<Result> {
   const files = results.map((r, i) => {
