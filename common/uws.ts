@@ -3,6 +3,7 @@
 // newer build first, then require the older build's native binary directly:
 // its package entry silently falls back to a slow JS implementation, which
 // would make every latency figure we publish a lie, so we refuse to run on it.
+import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type * as UwsTypes from '@trufflesuite/uws-js-unofficial';
 
@@ -52,26 +53,9 @@ export function uwsBuild(): string {
   return loaded.build;
 }
 
-/** Reason phrases: uWS's writeStatus wants the whole status line. */
-export const STATUS_LINE: Record<number, string> = {
-  200: '200 OK',
-  204: '204 No Content',
-  400: '400 Bad Request',
-  401: '401 Unauthorized',
-  403: '403 Forbidden',
-  404: '404 Not Found',
-  405: '405 Method Not Allowed',
-  408: '408 Request Timeout',
-  409: '409 Conflict',
-  413: '413 Payload Too Large',
-  422: '422 Unprocessable Entity',
-  429: '429 Too Many Requests',
-  500: '500 Internal Server Error',
-  502: '502 Bad Gateway',
-  503: '503 Service Unavailable',
-  504: '504 Gateway Timeout',
-};
+/** Status lines ("201 Created"): uWS's writeStatus wants the reason phrase too. */
+const STATUS_LINE: Record<number, string> = Object.fromEntries(Object.entries(STATUS_CODES).map(([code, reason]) => [code, `${code} ${reason}`]));
 
 export function statusLine(status: number): string {
-  return STATUS_LINE[status] ?? `${status} Status`;
+  return STATUS_LINE[status] ?? `${status} Unknown`;
 }

@@ -11,6 +11,7 @@ export interface ErrorKind {
 export const E = {
   invalidJson: { status: 400, type: 'invalid_request_error', code: 'invalid_json' },
   invalidBody: { status: 400, type: 'invalid_request_error', code: 'invalid_request_body' },
+  invalidPath: { status: 400, type: 'invalid_request_error', code: 'invalid_path' },
   modelRequired: { status: 400, type: 'invalid_request_error', code: 'missing_model' },
   missingKey: { status: 401, type: 'authentication_error', code: 'missing_api_key' },
   invalidKey: { status: 401, type: 'authentication_error', code: 'invalid_api_key' },

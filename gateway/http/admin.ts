@@ -8,6 +8,7 @@ import { readBody } from '../../common/uws-body.js';
 import { E, type ErrorKind } from '../errors.js';
 import type { GatewayContext } from './context.js';
 import type { StoredKey } from '../store/types.js';
+import { decodePathSegment } from './paths.js';
 
 const ajv = new Ajv({ allErrors: false });
 const validateNewKey = ajv.compile<{ name: string; models?: string[]; rpm?: number; tpm?: number; expires_at?: number }>({
@@ -109,12 +110,17 @@ export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpReq
     store.listKeys().then((keys) => reply(200, { object: 'list', data: keys.map(keyView) }), failed);
     return;
   }
-  if (keyMatch && method === 'GET') {
-    store.getKey(decodeURIComponent(keyMatch[1]!)).then((k) => (k ? reply(200, keyView(k)) : !aborted && fail(E.unknownRoute, 'No such key.', 'id')), failed);
+  const keyId = keyMatch ? decodePathSegment(keyMatch[1]!) : null;
+  if (keyMatch && keyId === null && (method === 'GET' || method === 'DELETE')) {
+    fail(E.unknownRoute, 'No such key.', 'id');
     return;
   }
-  if (keyMatch && method === 'DELETE') {
-    store.revokeKey(decodeURIComponent(keyMatch[1]!)).then((k) => {
+  if (keyId !== null && method === 'GET') {
+    store.getKey(keyId).then((k) => (k ? reply(200, keyView(k)) : !aborted && fail(E.unknownRoute, 'No such key.', 'id')), failed);
+    return;
+  }
+  if (keyId !== null && method === 'DELETE') {
+    store.revokeKey(keyId).then((k) => {
       if (!k) return !aborted && fail(E.unknownRoute, 'No such key.', 'id');
       ctx.keys.evictHash(k.sha256);
       ctx.broadcastRevocation({ id: k.id, sha256: k.sha256 });

@@ -13,7 +13,10 @@ import type { KeyRecord } from '../auth/types.js';
 export interface FinishedExchange {
   key: KeyRecord | null;
   usage: { prompt: number; completion: number } | null;
+  /** The configured model the request was routed by ('' before routing, or for an unknown one). */
   model: string;
+  /** An unknown model's name as the client sent it, clipped; only for the log line. */
+  requestedModel: string;
   upstream: { label: string; labelJson: string } | null;
   startedAt: number;
   streamed: boolean;
@@ -72,7 +75,7 @@ export class GatewayContext {
           ',"path":' +
           JSON.stringify(ex.url) +
           ',"model":' +
-          (ex.model === '' ? 'null' : JSON.stringify(ex.model)) +
+          (ex.model !== '' ? JSON.stringify(ex.model) : ex.requestedModel !== '' ? JSON.stringify(ex.requestedModel) : 'null') +
           ',"status":' +
           status +
           ',"upstream":' +

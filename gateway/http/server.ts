@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import { uws, statusLine, type HttpRequest, type HttpResponse, type TemplatedApp } from '../../common/uws.js';
 import { errorBody } from '../../common/openai-error.js';
 import { readBody, type BodyResult } from '../../common/uws-body.js';
+import { stringifyOrNull } from '../../common/json.js';
 import { allowsModel, type KeyRecord } from '../auth/types.js';
 import type { AuthResult } from '../auth/key-cache.js';
 import { E, type ErrorKind } from '../errors.js';
@@ -15,6 +16,7 @@ import { ProxyExchange } from '../proxy/exchange.js';
 import type { GatewayContext } from './context.js';
 import { handleAdmin } from './admin.js';
 import type { Limited } from '../limits/rate-limiter.js';
+import { clip, decodePathSegment, hasDotSegment } from './paths.js';
 
 // Client request headers never forwarded upstream: hop-by-hop ones, the ones
 // the upstream client sets itself, and the client's own key (the upstream's is injected).
@@ -33,12 +35,15 @@ const DROP_REQUEST_HEADERS = new Set([
   'proxy-connection',
 ]);
 
+/** Longer bearer secrets are refused unread (OpenAI's project keys have 164 characters). */
+const MAX_SECRET_LENGTH = 256;
+
 const ajv = new Ajv({ allErrors: false });
 /** Only what routing needs; the rest of the body is the upstream's business. */
-const validateRoutable = ajv.compile<{ model: string; stream?: boolean }>({
+const validateRoutable = ajv.compile<{ model: string; stream?: boolean; stream_options?: object | null }>({
   type: 'object',
   required: ['model'],
-  properties: { model: { type: 'string', minLength: 1 }, stream: { type: 'boolean' } },
+  properties: { model: { type: 'string', minLength: 1 }, stream: { type: 'boolean' }, stream_options: { type: ['object', 'null'] } },
 });
 
 function sendError(res: HttpResponse, kind: ErrorKind, message: string, param: string | null = null): void {
@@ -91,9 +96,18 @@ function handleV1(ctx: GatewayContext, res: HttpResponse, req: HttpRequest, mode
     sendError(res, E.draining, 'The gateway is shutting down; retry on another instance.');
     return;
   }
+  if (hasDotSegment(url)) {
+    sendError(res, E.invalidPath, 'The request path may not contain "." or ".." segments.');
+    return;
+  }
   const secret = authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7).trim() : '';
   if (secret === '') {
     sendError(res, E.missingKey, 'Missing API key. Send it as "Authorization: Bearer <key>".');
+    return;
+  }
+  if (secret.length > MAX_SECRET_LENGTH) {
+    // Not looked up and not cached: the cache holds secrets, so its size must stay bounded.
+    authError(res, 'invalid');
     return;
   }
   const auth = ctx.keys.authenticate(secret);
@@ -176,12 +190,14 @@ function route(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: B
     return;
   }
   const model = parsed.model;
-  ex.model = model;
   const r = ctx.router.route(model);
   if (r === undefined) {
-    ex.fail(E.unknownModel, `The model '${model}' does not exist.`, 'model');
+    // A name the client chose: clipped in the message and the log line, never a metrics label.
+    ex.requestedModel = clip(model);
+    ex.fail(E.unknownModel, `The model '${ex.requestedModel}' does not exist.`, 'model');
     return;
   }
+  ex.model = model;
   if (!allowsModel(key, model)) {
     ex.fail(E.modelNotAllowed, `This key may not use the model '${model}'.`, 'model');
     return;
@@ -201,7 +217,12 @@ function route(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: B
       const p = parsed as { stream_options?: { include_usage?: boolean } };
       if (p.stream_options?.include_usage !== true) {
         p.stream_options = { ...(p.stream_options ?? {}), include_usage: true };
-        out = Buffer.from(JSON.stringify(p));
+        const json = stringifyOrNull(p);
+        if (json === null) {
+          ex.fail(E.invalidBody, 'The request body is nested too deeply.');
+          return;
+        }
+        out = Buffer.from(json);
         ex.stripUsage = true;
       }
     }
@@ -228,9 +249,9 @@ function listModels(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, crea
     ex.json(JSON.stringify({ object: 'list', data: names.map(entry) }));
     return;
   }
-  const id = decodeURIComponent(ex.url.slice('/v1/models/'.length));
-  if (!names.includes(id)) {
-    ex.fail(E.unknownModel, `The model '${id}' does not exist.`, 'model');
+  const id = decodePathSegment(ex.url.slice('/v1/models/'.length));
+  if (id === null || !names.includes(id)) {
+    ex.fail(E.unknownModel, `The model '${clip(id ?? ex.url.slice('/v1/models/'.length))}' does not exist.`, 'model');
     return;
   }
   ex.json(JSON.stringify(entry(id)));

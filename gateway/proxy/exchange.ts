@@ -7,6 +7,7 @@
 // the upstream body until onWritable.
 import { statusLine, type HttpResponse } from '../../common/uws.js';
 import { errorBody } from '../../common/openai-error.js';
+import { stringifyOrNull } from '../../common/json.js';
 import { E, type ErrorKind } from '../errors.js';
 import type { GatewayContext } from '../http/context.js';
 import type { KeyRecord } from '../auth/types.js';
@@ -19,6 +20,33 @@ import type { H1Call, H1Handler, UpstreamError } from './h1-pool.js';
 const BUFFER_LIMIT = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
+/** An SSE event not finished within this many bytes is passed on without looking for usage in it. */
+const CARRY_LIMIT = 64 * 1024;
+
+// An SSE event ends at a blank line; lines end in LF, CRLF or CR.
+const EVENT_ENDS = ['\n\n', '\r\n\r\n', '\n\r\n', '\r\r'];
+
+/** The offset just past the last event boundary that ends before `before`, or -1. */
+function lastEventEnd(buf: Buffer, before = buf.length): number {
+  let best = -1;
+  for (const sep of EVENT_ENDS) {
+    if (before < sep.length) continue; // a negative offset would count from the end
+    const i = buf.lastIndexOf(sep, before - sep.length);
+    if (i >= 0 && i + sep.length > best) best = i + sep.length;
+  }
+  return best;
+}
+
+/** The offset just past the first event boundary at or after `from`, or the buffer's end. */
+function firstEventEnd(buf: Buffer, from: number): number {
+  let best = buf.length;
+  for (const sep of EVENT_ENDS) {
+    const i = buf.indexOf(sep, from);
+    if (i >= 0 && i + sep.length < best) best = i + sep.length;
+  }
+  return best;
+}
+
 // Upstream response headers uWS writes itself, or that are hop-by-hop.
 const DROP_RESPONSE_HEADERS = new Set(['date', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 
@@ -27,6 +55,7 @@ export class ProxyExchange implements H1Handler {
   done = false;
   key: KeyRecord | null = null;
   model = '';
+  requestedModel = '';
   upstream: Upstream | null = null;
   status = 0;
   private tried: Upstream[] | null = null;
@@ -42,6 +71,8 @@ export class ProxyExchange implements H1Handler {
   private responseHeaders: string[] = [];
   private writableHooked = false;
   streamed = false;
+  /** The upstream answered text/event-stream: usage is looked for event by event. */
+  private eventStream = false;
   /** We asked the upstream for stream_options.include_usage: its usage chunk is ours, not the client's. */
   stripUsage = false;
   usage: { prompt: number; completion: number } | null = null;
@@ -82,9 +113,17 @@ export class ProxyExchange implements H1Handler {
     }
     if (this.upstream !== null) (this.tried ??= []).push(this.upstream);
     this.upstream = up;
-    up.inFlight++;
     let body = this.body!;
-    if (up.model !== undefined && up.model !== this.model) body = rewriteModel(body, up.model);
+    if (up.model !== undefined && up.model !== this.model) {
+      const rewritten = rewriteModel(body, up.model);
+      if (rewritten === null) {
+        this.upstream = null;
+        this.fail(E.invalidBody, 'The request body is nested too deeply.');
+        return;
+      }
+      body = rewritten;
+    }
+    up.inFlight++;
     const headers = up.authorization === null ? this.forwardHeaders : [...this.forwardHeaders, 'authorization', up.authorization];
     const path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
     try {
@@ -121,6 +160,7 @@ export class ProxyExchange implements H1Handler {
       h.push(name, value);
     }
     if (statusCode === 204 || statusCode === 304 || this.method === 'HEAD') length = 0;
+    this.eventStream = eventStream;
     this.buffered = !eventStream && length >= 0 && length <= BUFFER_LIMIT;
     if (this.buffered) {
       this.bodyBuf = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
@@ -145,7 +185,7 @@ export class ProxyExchange implements H1Handler {
       this.filled += chunk.copy(this.bodyBuf!, this.filled);
       return true;
     }
-    if (this.streamed && this.status === 200) {
+    if (this.eventStream && this.streamed && this.status === 200) {
       chunk = this.stripUsage ? this.filterEvents(chunk) : this.scanUsage(chunk);
       if (chunk.length === 0) return true;
     }
@@ -176,20 +216,25 @@ export class ProxyExchange implements H1Handler {
   /** Passes complete SSE events on, minus the usage-only event we asked for. */
   private filterEvents(chunk: Buffer): Buffer {
     const buf = this.sseCarry === null ? chunk : Buffer.concat([this.sseCarry, chunk]);
-    const end = buf.lastIndexOf('\n\n');
+    const end = lastEventEnd(buf);
     if (end < 0) {
+      if (buf.length > CARRY_LIMIT) {
+        // No event boundary in this much: not SSE as we know it. Pass it on, and the rest as it comes.
+        this.stripUsage = false;
+        this.sseCarry = null;
+        return this.scanUsage(buf);
+      }
       // `chunk` is a view of the pool's read buffer, overwritten by the next read: keep a copy.
       this.sseCarry = buf === chunk ? Buffer.from(chunk) : buf;
       return EMPTY;
     }
-    this.sseCarry = end + 2 < buf.length ? Buffer.from(buf.subarray(end + 2)) : null;
-    const complete = buf.subarray(0, end + 2);
+    this.sseCarry = end < buf.length ? Buffer.from(buf.subarray(end)) : null;
+    const complete = buf.subarray(0, end);
     const at = complete.indexOf('"usage"');
     if (at < 0) return complete;
     // Find the event holding "usage" and drop it if it carries no choices.
-    const start = complete.lastIndexOf('\n\n', at);
-    const evStart = start < 0 ? 0 : start + 2;
-    const evEnd = complete.indexOf('\n\n', at) + 2;
+    const evStart = Math.max(0, lastEventEnd(complete, at));
+    const evEnd = firstEventEnd(complete, at);
     const event = complete.subarray(evStart, evEnd).toString('utf8');
     if (!event.includes('"choices":[]')) return complete;
     this.usage = parseUsage(event);
@@ -248,12 +293,15 @@ export class ProxyExchange implements H1Handler {
       }
       this.upstream = null;
       if (timeout) this.fail(E.upstreamTimeout, 'The upstream did not answer in time.');
+      else if (code === 'UPSTREAM_BAD_RESPONSE') this.fail(E.upstreamFailed, 'The upstream sent an invalid HTTP response.');
       else this.fail(E.upstreamFailed, 'The upstream could not be reached or closed the connection.');
       return;
     }
     this.ctx.metrics.upstreamError(up.label, timeout ? 'timeout' : 'reset');
     if (!this.started) {
-      this.fail(E.upstreamFailed, 'The upstream failed while sending its response.');
+      // Nothing reached the client yet (a buffered response): it can still get a proper status.
+      if (timeout) this.fail(E.upstreamTimeout, 'The upstream stopped sending its response.');
+      else this.fail(E.upstreamFailed, 'The upstream failed while sending its response.');
       return;
     }
     // Part of the response is already with the client: all we can do is cut it.
@@ -291,8 +339,10 @@ export class ProxyExchange implements H1Handler {
   }
 }
 
-function rewriteModel(body: Buffer, model: string): Buffer {
+/** The body with its model renamed, or null when it nests too deeply to serialise again. */
+function rewriteModel(body: Buffer, model: string): Buffer | null {
   const parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
   parsed.model = model;
-  return Buffer.from(JSON.stringify(parsed));
+  const json = stringifyOrNull(parsed);
+  return json === null ? null : Buffer.from(json);
 }

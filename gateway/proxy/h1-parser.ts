@@ -181,7 +181,7 @@ export class ResponseParser {
     }
     const minor = text.charCodeAt(7) - 48;
     const status = Number(text.slice(9, 12));
-    if ((minor !== 0 && minor !== 1) || !(status >= 100 && status <= 999) || (text.length > 12 && text.charCodeAt(12) !== 32 && text.charCodeAt(12) !== 13)) {
+    if ((minor !== 0 && minor !== 1) || !(status >= 100 && status <= 599) || (text.length > 12 && text.charCodeAt(12) !== 32 && text.charCodeAt(12) !== 13)) {
       this.error = 'invalid status line';
       return false;
     }

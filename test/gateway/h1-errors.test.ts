@@ -236,6 +236,8 @@ const BAD: Array<[string, string, string[]]> = [
   ['garbage status line', 'FOO BAR BAZ\r\n\r\n', ['error']],
   ['non-numeric status', 'HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n', ['error']],
   ['HTTP/2 status line', 'HTTP/2 200\r\nContent-Length: 0\r\n\r\n', ['error']],
+  ['status above 599', 'HTTP/1.1 600 Beyond\r\nContent-Length: 0\r\n\r\n', ['error']],
+  ['status 999', 'HTTP/1.1 999 Status\r\nContent-Length: 0\r\n\r\n', ['error']],
   ['not HTTP at all', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n', ['error']],
   ['header line without a colon', 'HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 0\r\n\r\n', ['error']],
   ['obsolete line folding', 'HTTP/1.1 200 OK\r\nX-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n', ['error']],

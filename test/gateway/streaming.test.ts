@@ -2,6 +2,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { startSink } from '../helpers/sink.js';
 import { auth, newKey, startGateway, waitFor } from '../helpers/gateway.js';
+import { startRawServer, writeInPieces } from '../helpers/h1-server.js';
 
 t.test('streamed chunks pass through incrementally', async (t) => {
   const sink = await startSink(t, ['--ttft-ms', '100', '--itl-ms', '80', '--output-tokens', '6']);
@@ -69,16 +70,20 @@ t.test('graceful shutdown finishes an in-flight stream, then exits 0', async (t)
   t.equal(await gw.exited, 0, 'the gateway exited 0');
 });
 
-t.test('SSE events split across reads reach the client intact while the usage event is stripped', async (t) => {
+// Events end in a blank line, whatever the line ending (LF or CRLF).
+for (const [ending, eol] of [['LF', '\n'], ['CRLF', '\r\n']] as const) {
+t.test(`SSE events (${ending}) split across reads reach the client intact and as they come, while the usage event is stripped`, async (t) => {
   const { createServer } = await import('node:net');
   // A raw upstream: every event is written in two halves 15 ms apart (so the
   // gateway reads them separately), each half with a different filler, so a
   // kept view of a reused read buffer would show as corrupted text.
   const events = Array.from({ length: 12 }, (_, i) =>
-    `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"${String.fromCharCode(97 + i).repeat(40 + i)}"}}]}\n\n`,
+    `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"${String.fromCharCode(97 + i).repeat(40 + i)}"}}]}${eol}${eol}`,
   );
-  const usage = 'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":12,"total_tokens":17}}\n\n';
-  const all = [...events, usage, 'data: [DONE]\n\n'];
+  const usage = `data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":12,"total_tokens":17}}${eol}${eol}`;
+  const done = `data: [DONE]${eol}${eol}`;
+  const all = [...events, usage, done];
+  let lastWriteAt = 0;
   let sawIncludeUsage = false;
   const server = createServer((sock) => {
     let req = '';
@@ -97,6 +102,7 @@ t.test('SSE events split across reads reach the client intact while the usage ev
           await new Promise((r) => setTimeout(r, 15));
         }
       }
+      lastWriteAt = performance.now();
       sock.end('0\r\n\r\n');
     });
     sock.on('error', () => {});
@@ -112,7 +118,36 @@ t.test('SSE events split across reads reach the client intact while the usage ev
     body: JSON.stringify({ model: 'm', stream: true }),
   });
   t.equal(res.statusCode, 200);
-  const text = await res.body.text();
+  let text = '';
+  let firstAt = 0;
+  for await (const c of res.body) {
+    firstAt ||= performance.now();
+    text += (c as Buffer).toString();
+  }
   t.ok(sawIncludeUsage, 'the gateway asked the upstream for usage');
-  t.equal(text, [...events, 'data: [DONE]\n\n'].join(''), 'every event byte for byte, without the usage event the client did not ask for');
+  t.ok(firstAt < lastWriteAt, 'the first event reached the client before the upstream wrote its last');
+  t.equal(text, [...events, done].join(''), 'every event byte for byte, without the usage event the client did not ask for');
+});
+}
+
+t.test('an event stream with no event boundary is passed on once 64 KiB are held, not kept to the end', async (t) => {
+  // 400 KiB of one never-ending line, in 8 KiB pieces: the gateway stops looking for events and streams it.
+  const piece = Buffer.alloc(8192, 'x');
+  let lastWriteAt = 0;
+  const upstream = await startRawServer(t, async (_req, conn) => {
+    await conn.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 409600\r\n\r\n');
+    await writeInPieces(conn, Array.from({ length: 50 }, () => piece), 10);
+    lastWriteAt = performance.now();
+  });
+  const key = newKey();
+  const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: `${upstream.origin}/v1` }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  const res = await request(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: JSON.stringify({ model: 'm', stream: true }) });
+  let bytes = 0;
+  let firstAt = 0;
+  for await (const c of res.body) {
+    firstAt ||= performance.now();
+    bytes += (c as Buffer).length;
+  }
+  t.equal(bytes, 409600, 'every byte arrives');
+  t.ok(firstAt < lastWriteAt, 'the client got data before the upstream finished');
 });

@@ -78,6 +78,13 @@ t.test('the admin API rejects a missing or wrong token, and validates bodies', a
   const bad = await admin(gw, 'POST', '/admin/v1/keys', { name: 'x', rpm: -1 });
   t.equal(bad.status, 400);
   t.equal(bad.body.error.param, 'rpm');
+  const pids = gw.workerPids();
+  for (const method of ['GET', 'DELETE']) {
+    const malformed = await admin(gw, method, '/admin/v1/keys/%ZZ');
+    t.equal(malformed.status, 404, `${method} of a malformed %-escaped key id: 404`);
+    t.equal(malformed.body.error.code, 'unknown_url');
+  }
+  t.same(gw.workerPids(), pids, 'no worker died');
   const off = await startGateway(t, { models: { m: { upstreams: [{ url: sink.url }] } } });
   t.equal((await fetch(`${off.origin}/admin/v1/keys`, { headers: { authorization: `Bearer ${ADMIN}` } })).status, 404, 'no token configured: admin API off');
 });
