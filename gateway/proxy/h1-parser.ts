@@ -4,8 +4,8 @@
 // (rare) is stitched together.
 //
 // Strict where laxness would be a request-smuggling or framing risk: CRLF line
-// ends, no obsolete line folding, one Content-Length value, chunk sizes of at
-// most 16 hex digits.
+// ends, no obsolete line folding, no NUL in a header, one Content-Length
+// value, chunk sizes of at most 16 hex digits.
 
 export interface ParserOwner {
   /** The final response head; names lower-case. */
@@ -29,6 +29,10 @@ const enum State {
 const CR = 13;
 const LF = 10;
 const MAX_CHUNK_LINE = 1024;
+/** Whitespace or NUL in a header name. */
+const BAD_NAME = /[\s\0]/;
+/** CR, LF or NUL in a header value: RFC 9110 5.5 says reject the message (or replace them). */
+const BAD_VALUE = /[\r\n\0]/;
 
 export class ResponseParser {
   private state = State.Head;
@@ -208,12 +212,12 @@ export class ResponseParser {
         return false;
       }
       const name = text.slice(lineStart, colon).toLowerCase();
-      if (name.charCodeAt(name.length - 1) === 32 || name.includes(' ') || name.includes('\n')) {
+      if (BAD_NAME.test(name)) {
         this.error = 'invalid header name';
         return false;
       }
       const value = text.slice(colon + 1, lineEnd).trim();
-      if (value.includes('\n') || value.includes('\r')) {
+      if (BAD_VALUE.test(value)) {
         this.error = 'invalid header value';
         return false;
       }
