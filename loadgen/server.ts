@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { errorBody, typeForStatus } from '../common/openai-error.js';
 import { parseSpec, SpecError, type RunSpec } from './spec.js';
 import { runLoad, type Progress } from './run.js';
@@ -47,10 +48,28 @@ interface Entry {
   listeners: Set<ServerResponse>;
 }
 
+/**
+ * Whether a Host header names this server: an IP literal, localhost, or the
+ * address it listens on. Any other name may be an attacker's, re-pointed at
+ * this address (DNS rebinding).
+ */
+export function hostAllowed(host: string, listenHost: string): boolean {
+  if (!/^[A-Za-z0-9.:[\]_-]+$/.test(host)) return false;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}`).hostname;
+  } catch {
+    return false;
+  }
+  return isIP(hostname.replace(/^\[(.*)\]$/, '$1')) !== 0 || hostname === 'localhost' || hostname === listenHost.toLowerCase();
+}
+
 export class LoadgenServer {
   private readonly server: Server;
   private readonly entries = new Map<string, Entry>();
   private current: Entry | null = null;
+  /** The address given to listen(): a Host header naming it is ours. */
+  private listenHost = '';
 
   constructor() {
     this.server = createServer((req, res) => {
@@ -63,6 +82,7 @@ export class LoadgenServer {
   }
 
   listen(port: number, host: string): Promise<number> {
+    this.listenHost = host.toLowerCase();
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -101,9 +121,38 @@ export class LoadgenServer {
     res.end(text);
   }
 
+  /**
+   * A browser page from another site must not drive this API. DNS rebinding
+   * (a name the attacker controls, re-pointed at 127.0.0.1) makes its
+   * requests same-origin to the browser but leaves the attacker's name in
+   * Host: only an IP literal, localhost or the address we listen on is ours.
+   * A cross-site request carries an Origin that is not ours. (A cross-site
+   * form or no-cors fetch cannot send Content-Type: application/json, which
+   * POST requires, without a CORS preflight, which this server never grants.)
+   */
+  private refuse(req: IncomingMessage): { status: number; message: string; code: string } | null {
+    const host = req.headers.host;
+    if (host !== undefined && !hostAllowed(host, this.listenHost)) {
+      return { status: 403, message: 'The Host header does not name this server: it answers only to an IP address, localhost or the address it listens on (--host).', code: 'forbidden_host' };
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      let ours = false;
+      try {
+        ours = host !== undefined && new URL(origin).origin === new URL(`http://${host}`).origin;
+      } catch {
+        ours = false;
+      }
+      if (!ours) return { status: 403, message: 'Cross-origin requests are not allowed: the Origin header is not this server.', code: 'forbidden_origin' };
+    }
+    return null;
+  }
+
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
+    const refused = this.refuse(req);
+    if (refused) return this.fail(res, refused.status, refused.message, refused.code);
     const asset = STATIC[path];
     if (asset && (method === 'GET' || method === 'HEAD')) {
       const data = await readFile(asset.file);
@@ -150,6 +199,11 @@ export class LoadgenServer {
   }
 
   private async create(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      res.setHeader('connection', 'close');
+      return this.fail(res, 415, 'The request body must be JSON, sent with Content-Type: application/json.', 'unsupported_media_type', 'Content-Type');
+    }
     let spec: RunSpec;
     try {
       spec = parseSpec(await this.readJson(req));

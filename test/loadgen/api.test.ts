@@ -40,7 +40,7 @@ t.test('REST API: validate, run, 409, progress over SSE, cancel, complete', asyn
     t.equal(e.error.type, 'invalid_request_error');
     t.equal(e.error.param, field, `names ${field}: ${e.error.message}`);
   }
-  const notJson = await fetch(api, { method: 'POST', body: '{nope' });
+  const notJson = await fetch(api, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
   t.equal(notJson.status, 400);
 
   // A long run, then a second POST while it runs.

@@ -1,0 +1,91 @@
+// The REST API's edge: cross-site and DNS-rebinding requests, secrets in what
+// it returns, malformed paths and oversize bodies.
+import t from 'tap';
+import { request } from 'node:http';
+import { spawnCli } from '../helpers/sink.js';
+import { closedPort } from './fixtures/loadgen.js';
+import { hostAllowed } from '../../loadgen/server.js';
+
+interface Raw {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** node:http, not fetch: fetch will not send the Host and Origin a browser under attack would. */
+function raw(port: number, method: string, path: string, headers: Record<string, string | number> = {}, body?: string | Buffer): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const errorOf = (r: Raw): { message: string; type: string; param: string | null; code: string | null } =>
+  (JSON.parse(r.body) as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
+
+t.test('cross-site and DNS-rebinding requests cannot use the API', async (t) => {
+  const lg = await spawnCli(t, ['loadgen', 'serve', '--port', '0']);
+  const port = lg.ready.port as number;
+  const target = await closedPort();
+  // A short run that would start if the request got through.
+  const spec = JSON.stringify({ url: `http://127.0.0.1:${target}/v1`, requests: 1, workers: 1 });
+  const own = `127.0.0.1:${port}`;
+
+  const attacks: [string, Record<string, string>, number][] = [
+    ['a simple cross-site POST (text/plain, no preflight)', { 'content-type': 'text/plain', origin: 'http://evil.example', host: `attacker.example:${port}` }, 403],
+    ['DNS rebinding: same-origin to the browser, the attacker\'s name in Host', { 'content-type': 'application/json', origin: `http://attacker.example:${port}`, host: `attacker.example:${port}` }, 403],
+    ['DNS rebinding without an Origin', { 'content-type': 'application/json', host: `attacker.example:${port}` }, 403],
+    ['a cross-origin POST to our own Host', { 'content-type': 'application/json', origin: 'http://evil.example', host: own }, 403],
+    ['an opaque origin (sandboxed frame, file:)', { 'content-type': 'application/json', origin: 'null', host: own }, 403],
+    ['another port on loopback is another origin', { 'content-type': 'application/json', origin: `http://127.0.0.1:${port + 1}`, host: own }, 403],
+    ['text/plain from our own origin', { 'content-type': 'text/plain', origin: `http://${own}`, host: own }, 415],
+    ['a form post', { 'content-type': 'application/x-www-form-urlencoded', host: own }, 415],
+    ['no content type', { host: own }, 415],
+  ];
+  for (const [what, headers, status] of attacks) {
+    const r = await raw(port, 'POST', '/v1/benchmarks', headers, spec);
+    t.equal(r.status, status, `${what}: ${status}`);
+    const e = errorOf(r);
+    t.type(e.message, 'string', 'an OpenAI-shaped error');
+    t.ok('param' in e && 'code' in e && 'type' in e);
+  }
+  t.equal(errorOf(await raw(port, 'POST', '/v1/benchmarks', { host: own, 'content-type': 'text/plain' }, spec)).param, 'Content-Type', '415 names Content-Type');
+  // The preflight a browser sends before a cross-origin JSON POST or a DELETE is never granted.
+  const preflight = await raw(port, 'OPTIONS', '/v1/benchmarks', { origin: 'http://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' });
+  t.not(preflight.status, 204);
+  t.not(preflight.status, 200);
+  t.equal(preflight.headers['access-control-allow-origin'], undefined, 'no CORS grant');
+  // Reads too: a rebound page must not list runs, or read the page.
+  t.equal((await raw(port, 'GET', '/v1/benchmarks', { host: `attacker.example:${port}` })).status, 403);
+  t.equal((await raw(port, 'GET', '/', { host: `attacker.example:${port}` })).status, 403);
+  t.equal((await raw(port, 'GET', '/v1/benchmarks', { host: 'evil.example@127.0.0.1' })).status, 403, 'userinfo in Host');
+
+  // Nothing started.
+  const list = JSON.parse((await raw(port, 'GET', '/v1/benchmarks')).body) as { data: unknown[] };
+  t.same(list.data, [], 'no run was started by any of them');
+
+  // What is ours: IP literals, localhost, with our origin or none.
+  for (const host of [own, `localhost:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`]) {
+    t.equal((await raw(port, 'GET', '/v1/benchmarks', { host })).status, 200, `Host ${host}`);
+  }
+  const ok = await raw(port, 'POST', '/v1/benchmarks', { 'content-type': 'application/json; charset=utf-8', origin: `http://localhost:${port}`, host: `localhost:${port}` }, spec);
+  t.equal(ok.status, 201, 'same-origin JSON POST (what the web page sends)');
+  const id = (JSON.parse(ok.body) as { id: string }).id;
+  t.equal((await raw(port, 'DELETE', `/v1/benchmarks/${id}`, { origin: 'http://evil.example', host: own })).status, 403, 'a cross-origin DELETE');
+});
+
+t.test('Host: IP literals, localhost and the --host address are ours; other names are not', async (t) => {
+  for (const host of ['127.0.0.1', '127.0.0.1:8090', '[::1]:8090', '10.1.2.3:80', 'localhost', 'LocalHost:1', 'bench.internal:8090']) {
+    t.ok(hostAllowed(host, 'bench.internal'), host);
+  }
+  for (const host of ['attacker.example', 'attacker.example:8090', 'localhost.attacker.example', '127.0.0.1.nip.io', 'evil@127.0.0.1', '127.0.0.1/x', '', 'bench.internal']) {
+    t.notOk(hostAllowed(host, '127.0.0.1'), JSON.stringify(host));
+  }
+});
