@@ -24,6 +24,20 @@ registerGatewayCommand(program);
 registerKeysCommand(program);
 registerLoadgenCommand(program);
 
+// A command that only groups others (sluice, sluice loadgen, sluice keys) run
+// without one of them is a usage error: one line and exit 2, not the help page.
+(function requireSubcommand(cmd: Command): void {
+  if (cmd.commands.length === 0) return;
+  const names = cmd.commands.map((c) => c.name()).filter((n) => n !== 'help');
+  cmd.allowExcessArguments(true).action(() => {
+    const given = cmd.args[0];
+    if (given === 'help') (cmd.commands.find((c) => c.name() === cmd.args[1]) ?? cmd).help();
+    if (given !== undefined) cmd.error(`error: unknown command '${given}'; the commands are ${names.join(', ')}.`, { exitCode: 2 });
+    cmd.error(`error: ${cmd.name()} needs a command: ${names.join(', ')} (see --help).`, { exitCode: 2 });
+  });
+  for (const sub of cmd.commands) requireSubcommand(sub);
+})(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

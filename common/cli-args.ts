@@ -2,10 +2,15 @@
 // value must be, which the CLI prints as one line before exiting with code 2.
 import { InvalidArgumentError } from 'commander';
 
+/** Plain decimal notation, as a user means a number (Number() would also take 0x10, 0b1, 0o7). */
+const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
+
+export { MAX_TIMER_MS } from './timer-limit.js';
+
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    if (!DECIMAL.test(v) || !Number.isInteger(n) || n < min || n > max) {
       throw new InvalidArgumentError(`must be an integer from ${min} to ${max}.`);
     }
     return n;
@@ -15,7 +20,7 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string)
 export function number(min: number, max = Number.MAX_VALUE): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    if (!DECIMAL.test(v) || !Number.isFinite(n) || n < min || n > max) {
       throw new InvalidArgumentError(`must be a number from ${min} to ${max}.`);
     }
     return n;

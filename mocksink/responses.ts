@@ -11,7 +11,7 @@ export function token(i: number): string {
 
 const textCache: string[] = [];
 
-/** The JSON-quoted text of the first `tokens` tokens (memoised: it is the same for every request). */
+/** The JSON-quoted text of the first `tokens` (an integer) tokens (memoised: it is the same for every request). */
 export function quotedText(tokens: number): string {
   let q = textCache[tokens];
   if (q === undefined) {
@@ -30,7 +30,8 @@ export function quoted(model: string): string {
   let q = quotedModels.get(model);
   if (q === undefined) {
     q = JSON.stringify(model);
-    if (quotedModels.size < 1024) quotedModels.set(model, q);
+    // Only names of a sane length: a client's 20 MB name must not stay in memory.
+    if (quotedModels.size < 1024 && model.length <= 256) quotedModels.set(model, q);
   }
   return q;
 }

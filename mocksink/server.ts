@@ -7,6 +7,7 @@ import { uws, statusLine, type HttpResponse, type HttpRequest, type TemplatedApp
 import { readBodyTransient } from '../common/uws-body.js';
 import { errorBody, typeForStatus } from '../common/openai-error.js';
 import { estimatePromptTokens } from '../common/tokens.js';
+import { MAX_TIMER_MS } from '../common/timer-limit.js';
 import { mulberry32 } from './prng.js';
 import * as R from './responses.js';
 import { Deadlines, type WaitStats } from './deadline.js';
@@ -72,6 +73,8 @@ export interface SinkStats {
 type Kind = 'chat' | 'completion' | 'embedding';
 
 const JSON_HEADER = 'application/json';
+/** OpenAI's limit on the items of an embeddings request's input array. */
+const MAX_EMBEDDING_INPUTS = 2048;
 
 interface Exchange {
   res: HttpResponse;
@@ -191,9 +194,13 @@ export class Sink {
     const contentLength = Number(req.getHeader('content-length') || 0);
     const waitHeader = req.getHeader('x-sluice-wait-ms');
     let waitMs = this.opts.waitMs;
+    let badWait = false;
     if (waitHeader !== '') {
       const w = Number(waitHeader);
-      if (Number.isFinite(w) && w >= 0) waitMs = w;
+      if (Number.isFinite(w) && w >= 0) {
+        if (w > MAX_TIMER_MS) badWait = true;
+        else waitMs = w;
+      }
     }
     // The wait is counted from here, not from when the body has been read (no
     // clock read for wait 0, the throughput path).
@@ -204,6 +211,11 @@ export class Sink {
       if (ex.done) return;
       if (!result.ok) {
         this.fail(ex, 413, `Request body exceeds ${this.opts.maxBodyBytes} bytes.`, 'request_too_large', null, true);
+        return;
+      }
+      if (badWait) {
+        // A Node timer fires at once past MAX_TIMER_MS: the wait would silently be 0.
+        this.fail(ex, 400, `x-sluice-wait-ms must be at most ${MAX_TIMER_MS}.`, 'invalid_header', null);
         return;
       }
       this.onBody(ex, kind, result.body, waitMs, arrived);
@@ -242,6 +254,12 @@ export class Sink {
       this.fail(ex, 400, "'input' is a required property", 'missing_required_parameter', 'input');
       return;
     }
+    if (Array.isArray(p.input) && p.input.length > MAX_EMBEDDING_INPUTS) {
+      // OpenAI's limit; without it a 6 MB body asks for a response too big for a string.
+      this.fail(ex, 400, `'input' must have at most ${MAX_EMBEDDING_INPUTS} items.`, 'invalid_value', 'input');
+      return;
+    }
+
     const r = this.opts.dropRate > 0 || this.opts.errorRate > 0 ? this.rng() : 1;
     if (r < this.opts.dropRate) {
       this.stats.dropsInjected++;
@@ -265,6 +283,12 @@ export class Sink {
       return;
     }
     const cap = typeof p.max_tokens === 'number' ? p.max_tokens : typeof p.max_completion_tokens === 'number' ? p.max_completion_tokens : Infinity;
+    if (!Number.isInteger(cap) && cap !== Infinity) {
+      // 2.5 tokens cannot be sent; and each fraction would be a new entry in the text cache.
+      const field = typeof p.max_tokens === 'number' ? 'max_tokens' : 'max_completion_tokens';
+      this.fail(ex, 400, `Invalid type for '${field}': expected an integer.`, 'invalid_type', field);
+      return;
+    }
     const n = Math.max(0, Math.min(this.opts.outputTokens, cap));
     const finishReason = n < this.opts.outputTokens ? 'length' : 'stop';
     const usage = { prompt, completion: n };
