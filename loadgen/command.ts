@@ -14,6 +14,14 @@ import { LoadgenServer } from './server.js';
 /** The flag a spec field comes from, for error messages. */
 const FLAG: Record<string, string> = {
   url: '--url',
+  key: '--key',
+  headers: '--header',
+  model: '--model',
+  workers: '--workers',
+  rate: '--rate',
+  warmupS: '--warmup',
+  threads: '--threads',
+  timeoutS: '--timeout',
   requests: '--requests',
   durationS: '--duration',
   requestBytes: '--request-bytes',

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { errorBody, typeForStatus } from '../common/openai-error.js';
-import { parseSpec, SpecError, type RunSpec } from './spec.js';
+import { parseSpec, publicSpec, SpecError, type RunSpec } from './spec.js';
 import { runLoad, type Progress } from './run.js';
 import { percentileCurve, type LoadgenResult } from './result.js';
 
@@ -218,7 +218,7 @@ export class LoadgenServer {
       id: `bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`,
       object: 'benchmark',
       status: 'running',
-      spec: { ...spec, key: spec.key ? '***' : undefined },
+      spec: publicSpec(spec),
       createdAt: new Date().toISOString(),
       finishedAt: null,
       progress: null,

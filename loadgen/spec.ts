@@ -121,10 +121,15 @@ export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSp
     throw new SpecError(`${name('requests')} and ${name('durationS')} exclude each other`, name('requests'));
   }
   if (spec.requests === undefined && spec.durationS === undefined) spec.durationS = SPEC_DEFAULTS.durationS;
+  let url: URL;
   try {
-    new URL(spec.url);
+    url = new URL(spec.url);
   } catch {
     throw new SpecError(`${name('url')} must be an http(s) URL`, name('url'));
+  }
+  if (url.username !== '' || url.password !== '') {
+    // The workers connect to the origin, which has no userinfo: it would be dropped unsaid.
+    throw new SpecError(`${name('url')} must not hold a user or password (send credentials with ${name('key')} or ${name('headers')})`, name('url'));
   }
   const min = chatBodyOverhead(spec.model, spec.stream);
   if (spec.requestBytes < min) {
@@ -133,4 +138,30 @@ export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSp
   spec.url = spec.url.replace(/\/+$/, '');
   spec.threads = Math.min(spec.threads, spec.workers);
   return spec;
+}
+
+const MASK = '***';
+/** Request headers whose values are credentials, shown masked. */
+const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'api-key', 'x-api-key', 'cookie']);
+const SECRET_HEADER_PATTERN = /auth|key|token|secret|passw|cookie|session/i;
+
+/**
+ * The spec as the REST API shows it: the key, credential-bearing headers and
+ * any userinfo in the URL masked.
+ */
+export function publicSpec(spec: RunSpec): RunSpec {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(spec.headers)) headers[k] = SECRET_HEADERS.has(k.toLowerCase()) || SECRET_HEADER_PATTERN.test(k) ? MASK : v;
+  let url = spec.url;
+  try {
+    const u = new URL(url);
+    if (u.username !== '' || u.password !== '') {
+      u.username = u.username === '' ? '' : MASK;
+      u.password = u.password === '' ? '' : MASK;
+      url = u.href.replace(/\/+$/, '');
+    }
+  } catch {
+    /* checkSpec refused it already */
+  }
+  return { ...spec, url, key: spec.key ? MASK : undefined, headers };
 }

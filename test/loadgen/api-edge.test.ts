@@ -2,7 +2,7 @@
 // it returns, malformed paths and oversize bodies.
 import t from 'tap';
 import { request } from 'node:http';
-import { spawnCli } from '../helpers/sink.js';
+import { runCli, spawnCli } from '../helpers/sink.js';
 import { closedPort } from './fixtures/loadgen.js';
 import { hostAllowed } from '../../loadgen/server.js';
 
@@ -88,4 +88,51 @@ t.test('Host: IP literals, localhost and the --host address are ours; other name
   for (const host of ['attacker.example', 'attacker.example:8090', 'localhost.attacker.example', '127.0.0.1.nip.io', 'evil@127.0.0.1', '127.0.0.1/x', '', 'bench.internal']) {
     t.notOk(hostAllowed(host, '127.0.0.1'), JSON.stringify(host));
   }
+});
+
+t.test('secrets are masked in every view of a run; a URL with userinfo is refused', async (t) => {
+  const lg = await spawnCli(t, ['loadgen', 'serve', '--port', '0']);
+  const port = lg.ready.port as number;
+  const target = await closedPort();
+  const json = { 'content-type': 'application/json' };
+  const secrets = ['sk-key-SECRET1', 'Bearer SECRET2', 'SECRET3', 'SECRET4', 'sess=SECRET5', 'Basic SECRET6', 'SECRET7'];
+  const spec = {
+    url: `http://127.0.0.1:${target}/v1`,
+    requests: 1,
+    workers: 1,
+    key: secrets[0],
+    headers: { Authorization: secrets[1], 'X-API-Key': secrets[2], 'api-key': secrets[3], Cookie: secrets[4], 'proxy-authorization': secrets[5], 'x-session-token': secrets[6], 'x-trace': 'visible-value' },
+  };
+  const created = await raw(port, 'POST', '/v1/benchmarks', json, JSON.stringify(spec));
+  t.equal(created.status, 201);
+  const id = (JSON.parse(created.body) as { id: string }).id;
+  let done: Raw;
+  for (;;) {
+    done = await raw(port, 'GET', `/v1/benchmarks/${id}`);
+    if (!done.body.includes('"status":"running"')) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const views: [string, Raw][] = [
+    ['201 body', created],
+    ['GET one', done],
+    ['GET list', await raw(port, 'GET', '/v1/benchmarks')],
+    ['SSE done event', await raw(port, 'GET', `/v1/benchmarks/${id}/events`)],
+  ];
+  for (const [what, r] of views) {
+    for (const s of secrets) t.notOk(r.body.includes(s.replace(/^(Bearer|Basic) /, '')), `${what}: ${s} is not shown`);
+    t.ok(r.body.includes('visible-value'), `${what}: other headers are shown`);
+    t.ok(r.body.includes('"key":"***"'), `${what}: the key is masked`);
+  }
+  const shown = (JSON.parse(done.body) as { spec: { headers: Record<string, string> } }).spec.headers;
+  t.equal(shown.Authorization, '***');
+  t.equal(shown['X-API-Key'], '***');
+
+  const withUser = await raw(port, 'POST', '/v1/benchmarks', json, JSON.stringify({ url: `http://user:PASSWORD9@127.0.0.1:${target}/v1`, requests: 1 }));
+  t.equal(withUser.status, 400, 'userinfo in the URL: 400 (the workers would drop it)');
+  t.equal(errorOf(withUser).param, 'url');
+  t.notOk(withUser.body.includes('PASSWORD9'), 'the password is not echoed');
+  const cli = await runCli(['loadgen', 'run', '--url', `http://user:PASSWORD9@127.0.0.1:${target}/v1`, '--requests', '1']);
+  t.equal(cli.code, 2);
+  t.match(cli.stderr, /--url/);
+  t.notOk(cli.stderr.includes('PASSWORD9'));
 });
