@@ -14,11 +14,22 @@ export function chatBodyOverhead(model: string, stream: boolean): number {
   return Buffer.byteLength(build(model, stream, ''));
 }
 
-/** A chat completion body of exactly `bytes` bytes (ASCII padding in the user message). */
+/**
+ * A chat completion body of exactly `bytes` bytes (ASCII padding in the user
+ * message), written straight into one buffer: building the padded string and
+ * its JSON first held three copies of a body that may be tens of MiB.
+ */
 export function chatBody(bytes: number, model: string, stream: boolean): Buffer {
-  const pad = bytes - chatBodyOverhead(model, stream);
+  const empty = build(model, stream, '');
+  const pad = bytes - Buffer.byteLength(empty);
   if (pad < 0) throw new RangeError(`a request body for this model cannot be smaller than ${bytes - pad} bytes`);
-  const body = Buffer.from(build(model, stream, 'x'.repeat(pad)));
-  if (body.length !== bytes) throw new Error(`internal: built ${body.length} bytes, wanted ${bytes}`);
+  // The content is the last string in the body; the padding goes between its quotes.
+  const at = empty.lastIndexOf('"content":""') + '"content":"'.length;
+  const head = Buffer.from(empty.slice(0, at));
+  const tail = Buffer.from(empty.slice(at));
+  const body = Buffer.allocUnsafe(bytes);
+  head.copy(body, 0);
+  body.fill(0x78, head.length, head.length + pad);
+  tail.copy(body, head.length + pad);
   return body;
 }

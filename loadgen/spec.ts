@@ -43,6 +43,12 @@ export const SPEC_DEFAULTS = {
   durationS: 10,
 };
 
+/** Upper bounds the schema and the CLI flags share. */
+export const LIMITS = {
+  /** threads × requestBytes: the request bodies the threads hold between them. */
+  bodyMemory: 1024 * 1024 * 1024,
+};
+
 export const specSchema = {
   type: 'object',
   additionalProperties: false,
@@ -137,6 +143,12 @@ export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSp
   }
   spec.url = spec.url.replace(/\/+$/, '');
   spec.threads = Math.min(spec.threads, spec.workers);
+  if (spec.threads * spec.requestBytes > LIMITS.bodyMemory) {
+    throw new SpecError(
+      `${name('requestBytes')} × ${name('threads')} must be at most ${LIMITS.bodyMemory} bytes (1 GiB; each thread holds its own copy of the body), not ${spec.threads} × ${spec.requestBytes}`,
+      name('requestBytes'),
+    );
+  }
   return spec;
 }
 

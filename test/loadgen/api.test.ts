@@ -33,6 +33,8 @@ t.test('REST API: validate, run, 409, progress over SSE, cancel, complete', asyn
     [{ url: sink.url, speed: 3 }, 'speed'],
     [{ url: sink.url, requests: 5, durationS: 1 }, 'requests'],
     [{ url: sink.url, requestBytes: 3 }, 'requestBytes'],
+    // Each thread holds its own body: 17 × 64 MiB is over 1 GiB.
+    [{ url: sink.url, threads: 17, workers: 17, requestBytes: 64 * 1024 * 1024 }, 'requestBytes'],
   ] as const) {
     const res = await post(body);
     t.equal(res.status, 400, `${JSON.stringify(body)}: 400`);

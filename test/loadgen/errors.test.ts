@@ -58,6 +58,7 @@ t.test('bad flags: one line naming the flag, exit 2', async (t) => {
     [['loadgen', 'run', '--url', url, '--header', 'no-colon'], /--header/],
     [['loadgen', 'run', '--url', url, '--timeout', '0'], /--timeout/],
     [['loadgen', 'run', '--url', 'not a url'], /--url/],
+    [['loadgen', 'run', '--url', url, '--threads', '17', '--workers', '17', '--request-bytes', String(64 * 1024 * 1024)], /--request-bytes.*--threads/],
     [['loadgen', 'serve', '--port', '70000'], /--port/],
     [['loadgen', 'run', '--url', url, '--bogus'], /--bogus/],
   ];
