@@ -47,6 +47,14 @@ export const SPEC_DEFAULTS = {
 export const LIMITS = {
   /** threads × requestBytes: the request bodies the threads hold between them. */
   bodyMemory: 1024 * 1024 * 1024,
+  /** durationS and warmupS: 7 days (a timer beyond 2^31 - 1 ms fires at once). */
+  spanS: 7 * 24 * 3600,
+  /** timeoutS: 1 day (undici's timers, too, fire at once beyond 2^31 - 1 ms). */
+  timeoutS: 24 * 3600,
+  /** rate, per second: the open-loop scheduler steps through every arrival. */
+  rate: 10_000_000,
+  /** requests: the shared queue and counters are 32-bit. */
+  requests: 1_000_000_000,
 };
 
 export const specSchema = {
@@ -58,16 +66,16 @@ export const specSchema = {
     key: { type: 'string' },
     model: { type: 'string', minLength: 1 },
     workers: { type: 'integer', minimum: 1, maximum: 100000 },
-    requests: { type: 'integer', minimum: 1 },
-    durationS: { type: 'number', exclusiveMinimum: 0 },
+    requests: { type: 'integer', minimum: 1, maximum: LIMITS.requests },
+    durationS: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.spanS },
     requestBytes: { type: 'integer', minimum: 1, maximum: 64 * 1024 * 1024 },
     stream: { type: 'boolean' },
-    rate: { type: 'number', exclusiveMinimum: 0 },
+    rate: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.rate },
     arrival: { enum: ['constant', 'poisson'] },
-    warmupS: { type: 'number', minimum: 0 },
+    warmupS: { type: 'number', minimum: 0, maximum: LIMITS.spanS },
     threads: { type: 'integer', minimum: 1, maximum: 256 },
     headers: { type: 'object', additionalProperties: { type: 'string' } },
-    timeoutS: { type: 'number', exclusiveMinimum: 0 },
+    timeoutS: { type: 'number', exclusiveMinimum: 0, maximum: LIMITS.timeoutS },
   },
 } as const;
 
@@ -127,6 +135,15 @@ export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSp
     throw new SpecError(`${name('requests')} and ${name('durationS')} exclude each other`, name('requests'));
   }
   if (spec.requests === undefined && spec.durationS === undefined) spec.durationS = SPEC_DEFAULTS.durationS;
+  const atMost = (field: 'requests' | 'durationS' | 'warmupS' | 'timeoutS' | 'rate', max: number, what: string): void => {
+    const v = spec[field];
+    if (v !== undefined && v > max) throw new SpecError(`${name(field)} must be at most ${what}`, name(field));
+  };
+  atMost('requests', LIMITS.requests, String(LIMITS.requests));
+  atMost('durationS', LIMITS.spanS, `${LIMITS.spanS} s (7 days)`);
+  atMost('warmupS', LIMITS.spanS, `${LIMITS.spanS} s (7 days)`);
+  atMost('timeoutS', LIMITS.timeoutS, `${LIMITS.timeoutS} s (1 day)`);
+  atMost('rate', LIMITS.rate, `${LIMITS.rate} per second`);
   let url: URL;
   try {
     url = new URL(spec.url);

@@ -35,6 +35,12 @@ t.test('REST API: validate, run, 409, progress over SSE, cancel, complete', asyn
     [{ url: sink.url, requestBytes: 3 }, 'requestBytes'],
     // Each thread holds its own body: 17 × 64 MiB is over 1 GiB.
     [{ url: sink.url, threads: 17, workers: 17, requestBytes: 64 * 1024 * 1024 }, 'requestBytes'],
+    // Timers beyond 2^31 - 1 ms fire at once; a scheduler stepping through 1e12 arrivals a second never ends.
+    [{ url: sink.url, durationS: 3_000_000 }, 'durationS'],
+    [{ url: sink.url, warmupS: 3_000_000 }, 'warmupS'],
+    [{ url: sink.url, timeoutS: 3_000_000 }, 'timeoutS'],
+    [{ url: sink.url, rate: 1e12 }, 'rate'],
+    [{ url: sink.url, requests: 3e9 }, 'requests'],
   ] as const) {
     const res = await post(body);
     t.equal(res.status, 400, `${JSON.stringify(body)}: 400`);
