@@ -126,6 +126,29 @@ export function parseSpec(body: unknown): RunSpec {
   return checkSpec(spec, (f) => f);
 }
 
+/** An RFC 9110 token: what a header name may be. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What a header value may hold (RFC 9110 field-value; undici refuses the rest): no CR, LF, NUL or other controls. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers the load generator writes itself: framing, the connection, the body's type. */
+const OWNED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'expect', 'te', 'trailer', 'content-type']);
+
+function checkHeaders(spec: RunSpec, name: (field: string) => string): void {
+  if (spec.key !== undefined && !FIELD_VALUE.test(spec.key)) {
+    throw new SpecError(`${name('key')} must not contain CR, LF, NUL or other control characters`, name('key'));
+  }
+  for (const [k, v] of Object.entries(spec.headers)) {
+    const shown = JSON.stringify(k);
+    if (!TOKEN.test(k)) throw new SpecError(`${name('headers')}: ${shown} is not a valid header name`, name('headers'));
+    const lower = k.toLowerCase();
+    if (OWNED_HEADERS.has(lower)) throw new SpecError(`${name('headers')}: ${shown} is set by the load generator itself`, name('headers'));
+    if (lower === 'authorization' && spec.key) {
+      throw new SpecError(`${name('headers')}: ${shown} and ${name('key')} exclude each other (the key is sent as Authorization)`, name('headers'));
+    }
+    if (!FIELD_VALUE.test(v)) throw new SpecError(`${name('headers')}: the value of ${shown} must not contain CR, LF, NUL or other control characters`, name('headers'));
+  }
+}
+
 /**
  * Checks what a schema cannot: combinations and the smallest body. `name`
  * maps a spec field to what the user typed (a flag for the CLI).
@@ -154,6 +177,7 @@ export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSp
     // The workers connect to the origin, which has no userinfo: it would be dropped unsaid.
     throw new SpecError(`${name('url')} must not hold a user or password (send credentials with ${name('key')} or ${name('headers')})`, name('url'));
   }
+  checkHeaders(spec, name);
   const min = chatBodyOverhead(spec.model, spec.stream);
   if (spec.requestBytes < min) {
     throw new SpecError(`${name('requestBytes')} must be at least ${min} for this model and mode`, name('requestBytes'));

@@ -41,6 +41,16 @@ t.test('REST API: validate, run, 409, progress over SSE, cancel, complete', asyn
     [{ url: sink.url, timeoutS: 3_000_000 }, 'timeoutS'],
     [{ url: sink.url, rate: 1e12 }, 'rate'],
     [{ url: sink.url, requests: 3e9 }, 'requests'],
+    // Headers every request would then fail on, or that would split the request.
+    [{ url: sink.url, headers: { 'bad name': 'x' } }, 'headers'],
+    [{ url: sink.url, headers: { 'x-a': 'b\r\nX-Injected: 1' } }, 'headers'],
+    [{ url: sink.url, headers: { 'x-a': 'nul\u0000' } }, 'headers'],
+    [{ url: sink.url, headers: { 'Content-Length': '5' } }, 'headers'],
+    [{ url: sink.url, headers: { host: 'elsewhere' } }, 'headers'],
+    [{ url: sink.url, headers: { 'Transfer-Encoding': 'chunked' } }, 'headers'],
+    [{ url: sink.url, key: 'k', headers: { Authorization: 'Bearer other' } }, 'headers'],
+    [{ url: sink.url, key: 'sk-bad\r\nX-Injected: 1' }, 'key'],
+    [{ url: sink.url, key: 'sk-nul\u0000' }, 'key'],
   ] as const) {
     const res = await post(body);
     t.equal(res.status, 400, `${JSON.stringify(body)}: 400`);
