@@ -173,10 +173,18 @@ export function checkSpec(spec: RunSpec, name: (field: string) => string): RunSp
   } catch {
     throw new SpecError(`${name('url')} must be an http(s) URL`, name('url'));
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new SpecError(`${name('url')} must be an http(s) URL, not ${url.protocol}`, name('url'));
+  }
+  if (url.search !== '' || url.hash !== '') {
+    // Requests go to the URL's path + /chat/completions: a query or fragment would be dropped unsaid.
+    throw new SpecError(`${name('url')} must not have a query or fragment`, name('url'));
+  }
   if (url.username !== '' || url.password !== '') {
     // The workers connect to the origin, which has no userinfo: it would be dropped unsaid.
     throw new SpecError(`${name('url')} must not hold a user or password (send credentials with ${name('key')} or ${name('headers')})`, name('url'));
   }
+  if (spec.model === '') throw new SpecError(`${name('model')} must not be empty`, name('model'));
   checkHeaders(spec, name);
   const min = chatBodyOverhead(spec.model, spec.stream);
   if (spec.requestBytes < min) {

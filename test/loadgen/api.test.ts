@@ -41,6 +41,8 @@ t.test('REST API: validate, run, 409, progress over SSE, cancel, complete', asyn
     [{ url: sink.url, timeoutS: 3_000_000 }, 'timeoutS'],
     [{ url: sink.url, rate: 1e12 }, 'rate'],
     [{ url: sink.url, requests: 3e9 }, 'requests'],
+    [{ url: `${sink.url}#frag` }, 'url'],
+    [{ url: sink.url, model: '' }, 'model'],
     // Headers every request would then fail on, or that would split the request.
     [{ url: sink.url, headers: { 'bad name': 'x' } }, 'headers'],
     [{ url: sink.url, headers: { 'x-a': 'b\r\nX-Injected: 1' } }, 'headers'],
