@@ -170,7 +170,14 @@ export class LoadgenServer {
     }
     const m = /^\/v1\/benchmarks\/([^/]+)(\/events)?$/.exec(path);
     if (m) {
-      const entry = this.entries.get(decodeURIComponent(m[1]!));
+      let id: string;
+      try {
+        id = decodeURIComponent(m[1]!);
+      } catch {
+        // A malformed %-escape names no benchmark.
+        id = '';
+      }
+      const entry = id === '' ? undefined : this.entries.get(id);
       if (!entry) return this.fail(res, 404, `No benchmark with id '${m[1]}'.`, 'benchmark_not_found', 'id');
       if (m[2] && method === 'GET') return this.events(entry, req, res);
       if (!m[2] && method === 'GET') return this.send(res, 200, entry.bench);
@@ -183,16 +190,33 @@ export class LoadgenServer {
     this.fail(res, 404, `Unknown request URL: ${method} ${path}`, 'unknown_url');
   }
 
-  private async readJson(req: IncomingMessage): Promise<unknown> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of req as AsyncIterable<Buffer>) {
-      size += c.length;
-      if (size > MAX_BODY) throw new SpecError(`the request body exceeds ${MAX_BODY} bytes`, 'body');
-      chunks.push(c);
-    }
+  /** The body, or null when it is larger than MAX_BODY (the rest is read and dropped). */
+  private readBody(req: IncomingMessage): Promise<Buffer | null> {
+    return new Promise((resolve, reject) => {
+      const declared = Number(req.headers['content-length']);
+      if (declared > MAX_BODY) {
+        req.resume();
+        resolve(null);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        if (size > MAX_BODY) return;
+        size += c.length;
+        if (size > MAX_BODY) {
+          chunks.length = 0;
+          resolve(null);
+        } else chunks.push(c);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('error', reject);
+    });
+  }
+
+  private parseJson(body: Buffer): unknown {
     try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      return JSON.parse(body.toString('utf8'));
     } catch {
       throw new SpecError('we could not parse the JSON body of your request', 'body');
     }
@@ -204,9 +228,14 @@ export class LoadgenServer {
       res.setHeader('connection', 'close');
       return this.fail(res, 415, 'The request body must be JSON, sent with Content-Type: application/json.', 'unsupported_media_type', 'Content-Type');
     }
+    const body = await this.readBody(req);
+    if (body === null) {
+      res.setHeader('connection', 'close');
+      return this.fail(res, 413, `The request body exceeds ${MAX_BODY} bytes.`, 'request_too_large', 'body');
+    }
     let spec: RunSpec;
     try {
-      spec = parseSpec(await this.readJson(req));
+      spec = parseSpec(this.parseJson(body));
     } catch (err) {
       if (err instanceof SpecError) return this.fail(res, 400, `Invalid benchmark: ${err.message}.`, 'invalid_spec', err.field);
       throw err;

@@ -95,37 +95,38 @@ t.test('secrets are masked in every view of a run; a URL with userinfo is refuse
   const port = lg.ready.port as number;
   const target = await closedPort();
   const json = { 'content-type': 'application/json' };
+  // The key and an Authorization header exclude each other: two runs.
   const secrets = ['sk-key-SECRET1', 'Bearer SECRET2', 'SECRET3', 'SECRET4', 'sess=SECRET5', 'Basic SECRET6', 'SECRET7'];
-  const spec = {
-    url: `http://127.0.0.1:${target}/v1`,
-    requests: 1,
-    workers: 1,
-    key: secrets[0],
-    headers: { Authorization: secrets[1], 'X-API-Key': secrets[2], 'api-key': secrets[3], Cookie: secrets[4], 'proxy-authorization': secrets[5], 'x-session-token': secrets[6], 'x-trace': 'visible-value' },
-  };
-  const created = await raw(port, 'POST', '/v1/benchmarks', json, JSON.stringify(spec));
-  t.equal(created.status, 201);
-  const id = (JSON.parse(created.body) as { id: string }).id;
-  let done: Raw;
-  for (;;) {
-    done = await raw(port, 'GET', `/v1/benchmarks/${id}`);
-    if (!done.body.includes('"status":"running"')) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const views: [string, Raw][] = [
-    ['201 body', created],
-    ['GET one', done],
-    ['GET list', await raw(port, 'GET', '/v1/benchmarks')],
-    ['SSE done event', await raw(port, 'GET', `/v1/benchmarks/${id}/events`)],
+  const specs = [
+    { key: secrets[0], headers: { 'X-API-Key': secrets[2], 'api-key': secrets[3], Cookie: secrets[4], 'proxy-authorization': secrets[5], 'x-session-token': secrets[6], 'x-trace': 'visible-value' } },
+    { headers: { Authorization: secrets[1], 'x-trace': 'visible-value' } },
   ];
-  for (const [what, r] of views) {
-    for (const s of secrets) t.notOk(r.body.includes(s.replace(/^(Bearer|Basic) /, '')), `${what}: ${s} is not shown`);
-    t.ok(r.body.includes('visible-value'), `${what}: other headers are shown`);
-    t.ok(r.body.includes('"key":"***"'), `${what}: the key is masked`);
+  for (const [i, extra] of specs.entries()) {
+    const spec = { url: `http://127.0.0.1:${target}/v1`, requests: 1, workers: 1, ...extra };
+    const created = await raw(port, 'POST', '/v1/benchmarks', json, JSON.stringify(spec));
+    t.equal(created.status, 201);
+    const id = (JSON.parse(created.body) as { id: string }).id;
+    let done: Raw;
+    for (;;) {
+      done = await raw(port, 'GET', `/v1/benchmarks/${id}`);
+      if (!done.body.includes('"status":"running"')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const views: [string, Raw][] = [
+      ['201 body', created],
+      ['GET one', done],
+      ['GET list', await raw(port, 'GET', '/v1/benchmarks')],
+      ['SSE done event', await raw(port, 'GET', `/v1/benchmarks/${id}/events`)],
+    ];
+    for (const [what, r] of views) {
+      for (const s of secrets) t.notOk(r.body.includes(s.replace(/^(Bearer|Basic) /, '')), `run ${i}, ${what}: ${s} is not shown`);
+      t.ok(r.body.includes('visible-value'), `run ${i}, ${what}: other headers are shown`);
+      if (i === 0) t.ok(r.body.includes('"key":"***"'), `${what}: the key is masked`);
+    }
+    const shown = (JSON.parse(done.body) as { spec: { headers: Record<string, string> } }).spec.headers;
+    if (i === 0) t.equal(shown['X-API-Key'], '***');
+    else t.equal(shown.Authorization, '***');
   }
-  const shown = (JSON.parse(done.body) as { spec: { headers: Record<string, string> } }).spec.headers;
-  t.equal(shown.Authorization, '***');
-  t.equal(shown['X-API-Key'], '***');
 
   const withUser = await raw(port, 'POST', '/v1/benchmarks', json, JSON.stringify({ url: `http://user:PASSWORD9@127.0.0.1:${target}/v1`, requests: 1 }));
   t.equal(withUser.status, 400, 'userinfo in the URL: 400 (the workers would drop it)');
@@ -135,4 +136,30 @@ t.test('secrets are masked in every view of a run; a URL with userinfo is refuse
   t.equal(cli.code, 2);
   t.match(cli.stderr, /--url/);
   t.notOk(cli.stderr.includes('PASSWORD9'));
+});
+
+t.test('a malformed %-escape is a 404; an oversize body is a 413; both OpenAI-shaped', async (t) => {
+  const lg = await spawnCli(t, ['loadgen', 'serve', '--port', '0']);
+  const port = lg.ready.port as number;
+  for (const [method, path] of [['GET', '/v1/benchmarks/%E0%A4%A'], ['GET', '/v1/benchmarks/%E0%A4%A/events'], ['DELETE', '/v1/benchmarks/%'], ['GET', '/v1/benchmarks/%ZZ']]) {
+    const r = await raw(port, method!, path!);
+    t.equal(r.status, 404, `${method} ${path}: 404`);
+    t.equal(errorOf(r).type, 'not_found_error');
+  }
+  t.equal((await raw(port, 'GET', '/v1/benchmarks')).status, 200, 'the server is still up');
+
+  const json = { 'content-type': 'application/json' };
+  // Valid JSON, one byte over 1 MiB: a long string in an unknown field.
+  const over = JSON.stringify({ url: 'http://127.0.0.1:9/v1', pad: 'x'.repeat(1024 * 1024) });
+  const declared = await raw(port, 'POST', '/v1/benchmarks', json, over);
+  t.equal(declared.status, 413, 'an oversize body with a Content-Length: 413');
+  const e = errorOf(declared);
+  t.equal(e.type, 'invalid_request_error');
+  t.equal(e.code, 'request_too_large');
+  const chunked = await raw(port, 'POST', '/v1/benchmarks', { ...json, 'transfer-encoding': 'chunked' }, over);
+  t.equal(chunked.status, 413, 'an oversize chunked body: 413');
+  t.equal(errorOf(chunked).code, 'request_too_large');
+  const small = await raw(port, 'POST', '/v1/benchmarks', json, JSON.stringify({ url: 'http://127.0.0.1:9/v1', pad: 1 }));
+  t.equal(small.status, 400, 'a body under the limit is read and validated');
+  t.equal(errorOf(small).param, 'pad');
 });
