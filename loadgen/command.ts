@@ -8,7 +8,7 @@ import { checkSpec, SpecError, SPEC_DEFAULTS, type Arrival, type RunSpec } from 
 import { runLoad } from './run.js';
 import { progressReporter } from './progress.js';
 import { formatResult } from './report.js';
-import { assertResult, mergeResults } from './result.js';
+import { assertResult, decode, mergeResults } from './result.js';
 import { LoadgenServer } from './server.js';
 
 /** The flag a spec field comes from, for error messages. */
@@ -100,7 +100,7 @@ export function registerLoadgenCommand(program: Command): void {
       });
     });
 
-  loadgen
+  const merge = loadgen
     .command('merge')
     .description('merge result files (from --json) exactly: counts and histograms add')
     .argument('<files...>', 'result JSON files')
@@ -108,14 +108,26 @@ export function registerLoadgenCommand(program: Command): void {
     .action(async (files: string[], o: { table: boolean }) => {
       const results = [];
       for (const f of files) {
-        let parsed: unknown;
+        // A file that cannot be read or is not a result is bad input: one line naming it, exit 2.
         try {
-          parsed = JSON.parse(await readFile(f, 'utf8'));
+          const parsed: unknown = JSON.parse(await readFile(f, 'utf8'));
+          assertResult(parsed, f);
+          for (const field of ['histogram', 'ttftHistogram', 'itlHistogram'] as const) {
+            const h: unknown = parsed[field];
+            if (h === undefined && field !== 'histogram') continue;
+            if (typeof h !== 'string') throw new Error(`${f}: '${field}' must be a base64 string`);
+            try {
+              decode(h);
+            } catch (err) {
+              throw new Error(`${f}: '${field}' is not an encoded histogram (${err instanceof Error ? err.message : String(err)})`);
+            }
+          }
+          results.push(parsed);
         } catch (err) {
-          throw new Error(`${f}: ${err instanceof Error ? err.message : String(err)}`);
+          const message = err instanceof Error ? err.message : String(err);
+          const named = message.startsWith(`${f}: `) ? message : `${f}: ${message}`;
+          merge.error(`error: ${named.replace(/\s+/g, ' ')}`, { exitCode: 2 });
         }
-        assertResult(parsed, f);
-        results.push(parsed);
       }
       const merged = mergeResults(results);
       process.stdout.write(o.table ? formatResult(merged) : JSON.stringify(merged) + '\n');

@@ -85,6 +85,27 @@ t.test('merging real runs', async (t) => {
   t.equal(m.durationS, Math.max(a.durationS, b.durationS));
 
   const table = await runCli(['loadgen', 'merge', '--table', join(dir, 'nothing.json')]);
-  t.equal(table.code, 1, 'a missing file is an error');
+  t.equal(table.code, 2, 'a missing file is bad input: exit 2');
   t.match(table.stderr, /nothing\.json/);
+});
+
+t.test('a file that is not a mergeable result: one line naming it, exit 2', async (t) => {
+  const good = join(dir, 'good.json');
+  writeFileSync(good, JSON.stringify(fakeResult([1000, 2000])));
+  const cases: [string, string][] = [
+    ['bad-histogram.json', JSON.stringify(fakeResult([1000], { histogram: 'bm90IGEgaGlzdG9ncmFt' }))],
+    ['corrupt-histogram.json', JSON.stringify(fakeResult([1000], { histogram: fakeResult([1000]).histogram.slice(0, -8) + 'AAAAAAA=' }))],
+    ['bad-ttft.json', JSON.stringify({ ...fakeResult([1000]), ttftHistogram: 'garbage', itlHistogram: fakeResult([1]).histogram })],
+    ['not-json.json', '{nope'],
+    ['not-a-result.json', JSON.stringify({ requests: 'many' })],
+  ];
+  for (const [name, text] of cases) {
+    const f = join(dir, name);
+    writeFileSync(f, text);
+    const r = await runCli(['loadgen', 'merge', good, f]);
+    t.equal(r.code, 2, `${name}: exit 2`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr.trim()}`);
+    t.match(r.stderr, name, 'names the file');
+    t.equal(r.stdout, '', 'prints no result');
+  }
 });
