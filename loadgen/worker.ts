@@ -221,14 +221,33 @@ export default async function runThread(task: ThreadTask): Promise<ThreadResult>
   if (spec.warmupS > 0) {
     const until = performance.now() + spec.warmupS * 1000;
     await new Promise<void>((resolve) => {
+      // A cancel does not wait for the requests in flight (up to the timeout each).
+      const stopPoll = setInterval(() => stopped() && end(), 25);
+      const end = (): void => {
+        clearInterval(stopPoll);
+        resolve();
+      };
       next = (x) => {
         warmSum += performance.now() - x.start;
         warmN++;
         if (performance.now() < until && !stopped()) send(x, performance.now());
-        else if (inFlight === 0) resolve();
+        else if (inFlight === 0) end();
       };
       for (const x of slots) send(x, performance.now());
     });
+  }
+  if (stopped()) {
+    // Canceled before measuring: abort what is in flight (destroy fails it,
+    // and nothing counts it now), count nothing.
+    phase = 2;
+    next = () => {};
+    await Promise.all(slots.map((x) => x.client.destroy().catch(() => {})));
+    return {
+      ...counts,
+      elapsedMs: 0,
+      histogram: encode(lat),
+      ...(ttft && itl ? { ttftHistogram: encode(ttft), itlHistogram: encode(itl) } : {}),
+    };
   }
 
   // Wait for every thread, then start together.
