@@ -23,6 +23,7 @@ export function registerGatewayCommand(program: Command): void {
       try {
         await runPrimary(cfg);
       } catch (err) {
+        if (err instanceof ConfigError) program.error(`error: ${err.message}`, { exitCode: 2 });
         if (err instanceof PortInUseError) {
           process.stderr.write(`error: ${err.message}\n`);
           process.exit(1);

@@ -1,6 +1,7 @@
 // `sluice keys …`: key administration, against the store directly (--store or
 // --config) or against a running gateway's admin API (--url, with the admin
 // token from $SLUICE_ADMIN_TOKEN).
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { sha256Hex } from './auth/key-hash.js';
 import { integer, list } from '../common/cli-args.js';
@@ -29,7 +30,7 @@ function fail(program: Command, message: string): never {
 }
 
 /** The store a command works on, or an admin-API caller. */
-function target(program: Command, o: Target): { store: KeyStore } | { admin: Admin } {
+function target(program: Command, o: Target, creates: boolean): { store: KeyStore } | { admin: Admin } {
   if (o.url !== undefined) {
     const token = process.env.SLUICE_ADMIN_TOKEN;
     if (!token) fail(program, '--url: set SLUICE_ADMIN_TOKEN to the gateway admin token');
@@ -50,6 +51,8 @@ function target(program: Command, o: Target): { store: KeyStore } | { admin: Adm
   if (o.store !== undefined) {
     if (o.store.startsWith('redis://') || o.store.startsWith('rediss://')) return { store: openStore({ kind: 'redis', url: o.store }) };
     const path = o.store.startsWith('sqlite:') ? o.store.slice(7) : o.store;
+    // Only create makes a new store: for the rest, a mistyped path would look like an empty one.
+    if (!creates && !existsSync(path)) fail(program, `--store: no SQLite file at ${path}`);
     return { store: openStore({ kind: 'sqlite', path }) };
   }
   let cfg;
@@ -71,8 +74,8 @@ function withTarget(cmd: Command): Command {
     .option('--url <url>', "a running gateway's base URL: use its admin API (token in $SLUICE_ADMIN_TOKEN)");
 }
 
-async function run(program: Command, o: Target, direct: (s: KeyStore) => Promise<unknown>, viaApi: (a: Admin) => Promise<unknown>): Promise<void> {
-  const t = target(program, o);
+async function run(program: Command, o: Target, direct: (s: KeyStore) => Promise<unknown>, viaApi: (a: Admin) => Promise<unknown>, creates = false): Promise<void> {
+  const t = target(program, o, creates);
   try {
     const out = 'store' in t ? await direct(t.store) : await viaApi(t.admin);
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -90,7 +93,8 @@ export function registerKeysCommand(program: Command): void {
     .command('hash')
     .description('print the SHA-256 (hex) of a key secret read from stdin, for the config file')
     .action(async () => {
-      const secret = (await readStdin()).replace(/\r?\n$/, '');
+      // Trimmed as the gateway trims the bearer secret it hashes.
+      const secret = (await readStdin()).trim();
       if (secret === '') fail(program, 'stdin: no secret given (pipe the key in: echo -n "$KEY" | sluice keys hash)');
       process.stdout.write(sha256Hex(secret) + '\n');
     });
@@ -110,6 +114,7 @@ export function registerKeysCommand(program: Command): void {
           return { ...keyView(key), secret };
         },
         (a) => a('POST', '/admin/v1/keys', { name: o.name, models: o.models, rpm: o.rpm, tpm: o.tpm, expires_at: expiresAt === undefined ? undefined : Math.floor(expiresAt / 1000) }),
+        true,
       );
     });
   withTarget(keys.command('list').description('list keys (never their secrets)')).action(async (o: Target) => {

@@ -11,6 +11,7 @@ import { createLogger, flushLogs } from '../common/logger.js';
 import type { GatewayConfig } from './config/schema.js';
 import { promClient } from './metrics.js';
 import { MSG, type WorkerMessage } from './ipc.js';
+import { ConfigError } from './config/load.js';
 
 export class PortInUseError extends Error {
   override name = 'PortInUseError';
@@ -51,7 +52,13 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
   const logger = createLogger(cfg.log.level, { component: 'gateway-primary' });
   const port = await claimPort(cfg.listen.host, cfg.listen.port);
   const resolved: GatewayConfig = { ...cfg, listen: { ...cfg.listen, port }, store: resolveStore(cfg) };
-  if (resolved.store?.kind === 'sqlite') mkdirSync(dirname(resolved.store.path!), { recursive: true });
+  if (resolved.store?.kind === 'sqlite') {
+    try {
+      mkdirSync(dirname(resolved.store.path!), { recursive: true });
+    } catch (err) {
+      throw new ConfigError(`config: store.path: cannot create the directory of ${resolved.store.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
   const count = cfg.workers === 'auto' ? availableParallelism() : cfg.workers;
   const aggregator = new promClient.AggregatorRegistry();
 
@@ -108,10 +115,19 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
       flushLogs();
       process.exit(1);
     }
+    if (!announced && recentDeaths.length >= count * 3) {
+      // Never listened, and keeps failing at start-up (its error is on stderr): restarting will not help,
+      // and a primary that stays up serving nothing would fool a supervisor.
+      logger.fatal({ deaths: recentDeaths.length }, 'workers keep failing at start-up; stopping');
+      flushLogs();
+      process.exit(1);
+    }
     // A worker that keeps dying at once is not helped by instant restarts.
     const delay = recentDeaths.length > count * 3 ? 1000 : 0;
     logger.warn({ worker: w.id, code, signal, restartInMs: delay }, 'worker died; replacing it');
-    setTimeout(fork, delay);
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delay);
   });
 
   for (let i = 0; i < count; i++) fork();
@@ -120,7 +136,14 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info('stopping: draining workers');
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type: MSG.shutdown });
+    const workers = Object.values(cluster.workers ?? {});
+    if (workers.length === 0) {
+      // Between a worker's death and its replacement: nothing to drain.
+      logger.info('gateway stopped');
+      flushLogs();
+      process.exit(0);
+    }
+    for (const w of workers) if (w?.isConnected()) w.send({ type: MSG.shutdown });
     // Workers exit by themselves after their drain timeout; this is the backstop.
     setTimeout(() => {
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
@@ -130,4 +153,6 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // A closed terminal or a supervisor's hang-up: drain as for SIGTERM rather than die at once.
+  process.on('SIGHUP', stop);
 }

@@ -107,5 +107,6 @@ export async function runWorker(): Promise<void> {
   // A Ctrl-C reaches the whole process group; the primary coordinates, we just drain.
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
+  process.on('SIGHUP', () => void stop());
   process.send!({ type: MSG.listening, port: cfg.listen.port });
 }

@@ -40,7 +40,11 @@ export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, en
   for (const k of Object.keys(cfg)) if (cfg[k] === null) delete cfg[k];
   if (!validate(cfg)) throw new ConfigError(`config: ${describe(validate.errors![0]!)}`);
   const c = cfg as unknown as GatewayConfig;
-  if (overrides.host !== undefined) c.listen.host = overrides.host;
+  if (overrides.host !== undefined) {
+    // The file's host goes through the schema; the flag's must meet the same rule.
+    if (overrides.host.trim() === '') throw new ConfigError('--host: must be an address to listen on, not empty');
+    c.listen.host = overrides.host;
+  }
   if (overrides.port !== undefined) c.listen.port = overrides.port;
   if (overrides.workers !== undefined) c.workers = overrides.workers;
   if (overrides.upstream !== undefined) {
@@ -51,13 +55,23 @@ export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, en
       c.models[name]!.upstreams = c.models[name]!.upstreams.map((u) => ({ ...u, url: overrides.upstream! }));
     }
   }
+  if (Object.keys(c.models).length === 0) {
+    throw new ConfigError('config: models: name at least one model and its upstreams (or pass --upstream)');
+  }
   for (const [name, m] of Object.entries(c.models)) {
     m.upstreams.forEach((u, i) => {
+      const field = `config: models.${name}.upstreams.${i}.url`;
+      let url: URL;
       try {
-        new URL(u.url);
+        url = new URL(u.url);
       } catch {
-        throw new ConfigError(`config: models.${name}.upstreams.${i}.url: is not a valid URL`);
+        throw new ConfigError(`${field}: is not a valid URL`);
       }
+      // The client sends only a URL's origin and path: anything else would be dropped unsaid.
+      if (url.username !== '' || url.password !== '') throw new ConfigError(`${field}: must not hold a user or password (use api_key_env)`);
+      if (url.search !== '' || url.hash !== '') throw new ConfigError(`${field}: must not have a query or fragment`);
+      // WHATWG reads http:///v1 as the host "v1".
+      if (!/^https?:\/\/[^/]/i.test(u.url)) throw new ConfigError(`${field}: must name a host after http:// or https://`);
       if (u.api_key_env !== undefined && !env[u.api_key_env]) {
         throw new ConfigError(`config: models.${name}.upstreams.${i}.api_key_env: environment variable ${u.api_key_env} is not set`);
       }

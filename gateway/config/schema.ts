@@ -1,4 +1,5 @@
 // The gateway config file's JSON Schema (ajv, compiled once at start).
+import { MAX_TIMER_MS } from '../../common/timer-limit.js';
 export const configSchema = {
   $id: 'sluice-gateway-config',
   type: 'object',
@@ -96,10 +97,10 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        connect_ms: { type: 'integer', minimum: 1, default: 5000 },
-        headers_ms: { type: 'integer', minimum: 1, default: 300000 },
-        body_ms: { type: 'integer', minimum: 0, default: 300000 },
-        idle_ms: { type: 'integer', minimum: 1, default: 4000 },
+        connect_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMER_MS, default: 5000 },
+        headers_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMER_MS, default: 300000 },
+        body_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMER_MS, default: 300000 },
+        idle_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMER_MS, default: 4000 },
       },
       default: {},
     },
@@ -108,14 +109,15 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         failures: { type: 'integer', minimum: 1, default: 3 },
-        cooldown_ms: { type: 'integer', minimum: 1, default: 10000 },
+        cooldown_ms: { type: 'integer', minimum: 1, maximum: MAX_TIMER_MS, default: 10000 },
       },
       default: {},
     },
     shutdown: {
       type: 'object',
       additionalProperties: false,
-      properties: { drain_timeout_ms: { type: 'integer', minimum: 0, default: 30000 } },
+      // The primary's backstop fires 5 s after it; a Node timer takes at most MAX_TIMER_MS.
+      properties: { drain_timeout_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMER_MS - 5000, default: 30000 } },
       default: {},
     },
     log: {

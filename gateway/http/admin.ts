@@ -17,10 +17,11 @@ const validateNewKey = ajv.compile<{ name: string; models?: string[]; rpm?: numb
   required: ['name'],
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 200 },
-    models: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
-    rpm: { type: 'integer', minimum: 1 },
-    tpm: { type: 'integer', minimum: 1 },
-    expires_at: { type: 'integer', minimum: 0, description: 'epoch seconds' },
+    models: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', minLength: 1 } },
+    // Bounded so that what is stored is what was sent (2^53 and beyond are rounded).
+    rpm: { type: 'integer', minimum: 1, maximum: 1e12 },
+    tpm: { type: 'integer', minimum: 1, maximum: 1e12 },
+    expires_at: { type: 'integer', minimum: 0, maximum: 253402300799, description: 'epoch seconds, at most the end of year 9999' },
   },
 });
 
@@ -99,6 +100,9 @@ export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpReq
           : e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty
           : e.instancePath.slice(1).split('/')[0] ?? '';
         return fail(E.invalidBody, `'${field}' ${e.keyword === 'additionalProperties' ? 'is not a known field' : (e.message ?? 'is invalid')}.`, field || null);
+      }
+      if (body.expires_at !== undefined && body.expires_at * 1000 <= Date.now()) {
+        return fail(E.invalidBody, "'expires_at' must be in the future.", 'expires_at');
       }
       store
         .createKey({ name: body.name, models: body.models, rpm: body.rpm, tpm: body.tpm, expiresAt: body.expires_at === undefined ? undefined : body.expires_at * 1000 })

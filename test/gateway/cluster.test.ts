@@ -1,5 +1,6 @@
 import t from 'tap';
 import { createServer } from 'node:net';
+import { mkdirSync } from 'node:fs';
 import { startSink, runCli } from '../helpers/sink.js';
 import { auth, newKey, startGateway, waitFor, writeConfig } from '../helpers/gateway.js';
 
@@ -37,6 +38,17 @@ t.test('a bad config gets one line naming the field and exit 2', async (t) => {
     [{ bogus: 1 }, /bogus: unknown field/],
     [{ models: { m: { upstreams: [{ url: 'http://127.0.0.1:1/v1', api_key_env: 'SLUICE_TEST_UNSET_VAR' }] } } }, /api_key_env: environment variable SLUICE_TEST_UNSET_VAR is not set/],
   ];
+  const up = (url: string) => ({ models: { m: { upstreams: [{ url }] } } });
+  const aFile = writeConfig({});
+  cases.push(
+    [{}, /models: name at least one model/],
+    [up('http://alice:s3cret@127.0.0.1:1/v1'), /upstreams\.0\.url: must not hold a user or password/],
+    [up('http://127.0.0.1:1/v1?api-version=1'), /upstreams\.0\.url: must not have a query/],
+    [up('http:///v1'), /upstreams\.0\.url: must name a host/],
+    [{ ...up('http://127.0.0.1:1/v1'), shutdown: { drain_timeout_ms: 99999999999 } }, /shutdown\.drain_timeout_ms/],
+    [{ ...up('http://127.0.0.1:1/v1'), timeouts: { headers_ms: 3e9 } }, /timeouts\.headers_ms/],
+    [{ ...up('http://127.0.0.1:1/v1'), store: { kind: 'sqlite', path: `${aFile}/keys.db` } }, /store\.path: cannot create the directory/],
+  );
   for (const [cfg, re] of cases) {
     const r = await runCli(['gateway', '--config', writeConfig(cfg)]);
     t.equal(r.code, 2, `${re}: exit 2`);
@@ -48,6 +60,25 @@ t.test('a bad config gets one line naming the field and exit 2', async (t) => {
   t.match(missing.stderr, /--config: cannot read/);
   const badFlag = await runCli(['gateway', '--workers', 'many']);
   t.equal(badFlag.code, 2);
+  const emptyHost = await runCli(['gateway', '--host', '', '--upstream', 'http://127.0.0.1:9/v1']);
+  t.equal(emptyHost.code, 2, '--host "": exit 2 (it listened on random ports of every interface)');
+  t.match(emptyHost.stderr, /--host/);
+});
+
+t.test('workers that fail at start-up every time: the primary stops with exit 1 instead of restarting them forever', async (t) => {
+  const dir = writeConfig({}) + '.d';
+  mkdirSync(dir); // a directory where the SQLite file should be: the workers cannot open it
+  const r = await runCli(['gateway', '--config', writeConfig({ workers: 1, models: { m: { upstreams: [{ url: 'http://127.0.0.1:9/v1' }] } }, store: { kind: 'sqlite', path: dir } })]);
+  t.equal(r.code, 1);
+  t.match(r.stderr + r.stdout, /workers keep failing at start-up/);
+});
+
+t.test('SIGHUP drains like SIGTERM and exits 0', async (t) => {
+  const sink = await startSink(t);
+  const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: sink.url }] } } });
+  const exited = new Promise<number | null>((r) => gw.proc.once('exit', (code) => r(code)));
+  gw.proc.kill('SIGHUP');
+  t.equal(await exited, 0);
 });
 
 t.test('sluice keys hash prints the SHA-256 of stdin', async (t) => {
@@ -57,4 +88,9 @@ t.test('sluice keys hash prints the SHA-256 of stdin', async (t) => {
   t.equal(r.stdout.trim(), key.sha256);
   const empty = await runCli(['keys', 'hash'], '');
   t.equal(empty.code, 2);
+  const padded = await runCli(['keys', 'hash'], ` ${key.secret} \n\n`);
+  t.equal(padded.stdout.trim(), key.sha256, 'trimmed as the gateway trims the bearer secret');
+  const nowhere = await runCli(['keys', 'list', '--store', `${writeConfig({})}.d/none.db`]);
+  t.equal(nowhere.code, 2, 'keys list on a store file that does not exist: exit 2, nothing created');
+  t.match(nowhere.stderr, /--store: no SQLite file/);
 });

@@ -78,6 +78,17 @@ t.test('the admin API rejects a missing or wrong token, and validates bodies', a
   const bad = await admin(gw, 'POST', '/admin/v1/keys', { name: 'x', rpm: -1 });
   t.equal(bad.status, 400);
   t.equal(bad.body.error.param, 'rpm');
+  for (const [body, param] of [
+    [{ name: 'x', rpm: 1e300 }, 'rpm'],
+    [{ name: 'x', tpm: 9007199254740993 }, 'tpm'],
+    [{ name: 'x', expires_at: 1 }, 'expires_at'],
+    [{ name: 'x', expires_at: 1e20 }, 'expires_at'],
+    [{ name: 'x', models: ['m', 'm'] }, 'models'],
+  ] as const) {
+    const r = await admin(gw, 'POST', '/admin/v1/keys', body);
+    t.equal(r.status, 400, `${JSON.stringify(body)}: 400`);
+    t.equal(r.body.error.param, param);
+  }
   const pids = gw.workerPids();
   for (const method of ['GET', 'DELETE']) {
     const malformed = await admin(gw, method, '/admin/v1/keys/%ZZ');
