@@ -21,6 +21,11 @@ const validate = ajv.compile<GatewayConfig>(configSchema);
 
 function describe(err: ErrorObject): string {
   const path = err.instancePath === '' ? '(top level)' : err.instancePath.slice(1).replace(/\//g, '.');
+  // Unions: ajv reports the first branch that failed ("must be equal to constant"); say what is allowed.
+  if (path === 'workers') return 'workers: must be "auto" or an integer from 1 to 256';
+  if (path === 'store' || path.startsWith('store.')) {
+    return `${path}: store must be {kind: sqlite, path?}, {kind: redis, url: redis://… or rediss://…} or {kind: none}`;
+  }
   if (err.keyword === 'additionalProperties') {
     return `${path === '(top level)' ? '' : path + '.'}${(err.params as { additionalProperty: string }).additionalProperty}: unknown field`;
   }

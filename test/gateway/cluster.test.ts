@@ -48,6 +48,10 @@ t.test('a bad config gets one line naming the field and exit 2', async (t) => {
     [{ ...up('http://127.0.0.1:1/v1'), shutdown: { drain_timeout_ms: 99999999999 } }, /shutdown\.drain_timeout_ms/],
     [{ ...up('http://127.0.0.1:1/v1'), timeouts: { headers_ms: 3e9 } }, /timeouts\.headers_ms/],
     [{ ...up('http://127.0.0.1:1/v1'), store: { kind: 'sqlite', path: `${aFile}/keys.db` } }, /store\.path: cannot create the directory/],
+    [{ ...up('http://127.0.0.1:1/v1'), workers: 0 }, /workers: must be "auto" or an integer from 1 to 256/],
+    [{ ...up('http://127.0.0.1:1/v1'), workers: 'lots' }, /workers: must be "auto" or an integer from 1 to 256/],
+    [{ ...up('http://127.0.0.1:1/v1'), store: { kind: 'mongo' } }, /store\.kind: store must be \{kind: sqlite/],
+    [{ ...up('http://127.0.0.1:1/v1'), store: { kind: 'redis', url: 'http://x' } }, /store.*: store must be .*redis:\/\//],
   );
   for (const [cfg, re] of cases) {
     const r = await runCli(['gateway', '--config', writeConfig(cfg)]);
