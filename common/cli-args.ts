@@ -5,8 +5,6 @@ import { InvalidArgumentError } from 'commander';
 /** Plain decimal notation, as a user means a number (Number() would also take 0x10, 0b1, 0o7). */
 const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
 
-export { MAX_TIMER_MS } from './timer-limit.js';
-
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v) => {
     const n = Number(v);

@@ -1,6 +1,7 @@
 // Flag parsers the load generator needs beyond common/cli-args.ts. Like those,
 // each throws InvalidArgumentError saying what the value must be.
 import { InvalidArgumentError } from 'commander';
+import { TOKEN } from './spec.js';
 
 const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
 
@@ -26,6 +27,6 @@ export function positiveNumber(v: string): number {
 export function header(v: string, previous: Record<string, string> = {}): Record<string, string> {
   const i = v.indexOf(':');
   const name = i > 0 ? v.slice(0, i).trim() : '';
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new InvalidArgumentError('must be name:value, with a valid header name.');
+  if (!TOKEN.test(name)) throw new InvalidArgumentError('must be name:value, with a valid header name.');
   return { ...previous, [name.toLowerCase()]: v.slice(i + 1).trim() };
 }

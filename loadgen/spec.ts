@@ -127,7 +127,7 @@ export function parseSpec(body: unknown): RunSpec {
 }
 
 /** An RFC 9110 token: what a header name may be. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** What a header value may hold (RFC 9110 field-value; undici refuses the rest): no CR, LF, NUL or other controls. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Headers the load generator writes itself: framing, the connection, the body's type. */

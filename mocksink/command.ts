@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { integer, number, port, fraction, list, MAX_TIMER_MS } from '../common/cli-args.js';
+import { integer, number, port, fraction, list } from '../common/cli-args.js';
+import { MAX_TIMER_MS } from '../common/timer-limit.js';
 import { SINK_DEFAULTS, Sink } from './server.js';
 import { onStopSignal } from '../common/signals.js';
 

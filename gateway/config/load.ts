@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type GatewayConfig } from './schema.js';
+import { hasCrLfNul } from '../proxy/h1-types.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -80,7 +81,7 @@ export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, en
       if (u.api_key_env !== undefined && !env[u.api_key_env]) {
         throw new ConfigError(`config: models.${name}.upstreams.${i}.api_key_env: environment variable ${u.api_key_env} is not set`);
       }
-      if (u.api_key_env !== undefined && /[\r\n\0]/.test(env[u.api_key_env]!)) {
+      if (u.api_key_env !== undefined && hasCrLfNul(env[u.api_key_env]!)) {
         // It is written into a request header: a line break would let it inject headers.
         throw new ConfigError(`config: models.${name}.upstreams.${i}.api_key_env: environment variable ${u.api_key_env} contains a line break`);
       }

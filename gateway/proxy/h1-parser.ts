@@ -7,6 +7,8 @@
 // ends, no obsolete line folding, no NUL in a header, one Content-Length
 // value, chunk sizes of at most 16 hex digits.
 
+import { hasCrLfNul } from './h1-types.js';
+
 export interface ParserOwner {
   /** The final response head; names lower-case. */
   onHead(status: number, headers: string[]): void;
@@ -31,8 +33,6 @@ const LF = 10;
 const MAX_CHUNK_LINE = 1024;
 /** Whitespace or NUL in a header name. */
 const BAD_NAME = /[\s\0]/;
-/** CR, LF or NUL in a header value: RFC 9110 5.5 says reject the message (or replace them). */
-const BAD_VALUE = /[\r\n\0]/;
 
 export class ResponseParser {
   private state = State.Head;
@@ -217,7 +217,7 @@ export class ResponseParser {
         return false;
       }
       const value = text.slice(colon + 1, lineEnd).trim();
-      if (BAD_VALUE.test(value)) {
+      if (hasCrLfNul(value)) {
         this.error = 'invalid header value';
         return false;
       }

@@ -12,7 +12,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ResponseParser, type ParserOwner } from './h1-parser.js';
-import { UpstreamError, type H1Call, type H1Handler, type H1PoolOptions, type H1PoolStats, type H1Request, type UpstreamErrorCode } from './h1-types.js';
+import { UpstreamError, hasCrLfNul, type H1Call, type H1Handler, type H1PoolOptions, type H1PoolStats, type H1Request, type UpstreamErrorCode } from './h1-types.js';
 
 export { UpstreamError } from './h1-types.js';
 export type { H1Call, H1Handler, H1PoolOptions, H1PoolStats, H1Request } from './h1-types.js';
@@ -590,15 +590,11 @@ export class H1Pool {
   }
 }
 
-function unsafe(s: string): boolean {
-  return s.indexOf('\r') >= 0 || s.indexOf('\n') >= 0 || s.indexOf('\0') >= 0;
-}
-
 function checkRequest(req: H1Request): void {
-  if (unsafe(req.path) || req.path.indexOf(' ') >= 0) throw new TypeError('request path must not contain spaces, CR, LF or NUL');
-  if (unsafe(req.method) || req.method.indexOf(' ') >= 0 || req.method === '') throw new TypeError('request method must be a token');
+  if (hasCrLfNul(req.path) || req.path.indexOf(' ') >= 0) throw new TypeError('request path must not contain spaces, CR, LF or NUL');
+  if (hasCrLfNul(req.method) || req.method.indexOf(' ') >= 0 || req.method === '') throw new TypeError('request method must be a token');
   const h = req.headers;
   for (let i = 0; i < h.length; i++) {
-    if (unsafe(h[i]!)) throw new TypeError(`request header ${i % 2 === 0 ? 'name' : 'value'} must not contain CR, LF or NUL`);
+    if (hasCrLfNul(h[i]!)) throw new TypeError(`request header ${i % 2 === 0 ? 'name' : 'value'} must not contain CR, LF or NUL`);
   }
 }

@@ -92,6 +92,14 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * CR, LF or NUL in header or request-line text: never written (request
+ * smuggling), never accepted from an upstream (RFC 9110 5.5).
+ */
+export function hasCrLfNul(s: string): boolean {
+  return s.indexOf('\r') >= 0 || s.indexOf('\n') >= 0 || s.indexOf('\0') >= 0;
+}
+
 export interface H1PoolStats {
   /** Sockets open (connecting, busy or idle). */
   open: number;
