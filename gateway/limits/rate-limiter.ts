@@ -3,6 +3,10 @@
 // request: each worker leases a batch of units from the store's window and
 // spends it locally. Batches are 1% of the limit (at least 1), so a worker
 // holds back at most that much from the others and small limits are exact.
+// A worker has at most one lease in flight per key and kind: requests that
+// find the balance empty meanwhile wait for that lease and are served from its
+// grant, and only once it is used up does the next of them lease again (100
+// concurrent requests each leasing a batch took the whole budget at once).
 import type { KeyRecord } from '../auth/types.js';
 import type { KeyStore } from '../store/types.js';
 
@@ -17,6 +21,8 @@ class Budget {
   window = -1;
   balance = 0;
   exhausted = false;
+  /** The lease in flight for this window; resolves false when the store failed. */
+  leasing: Promise<boolean> | null = null;
 }
 
 const WINDOW_MS = 60_000;
@@ -70,6 +76,7 @@ export class RateLimiter {
       b.window = window;
       b.balance = 0;
       b.exhausted = false;
+      b.leasing = null;
     }
     return b;
   }
@@ -80,24 +87,43 @@ export class RateLimiter {
       b.balance -= n;
       return true;
     }
+    return this.waitForLease(b, keyId, kind, window, limit, n);
+  }
+
+  /** The balance is short: join the lease in flight (or start one) and take from its grant. */
+  private waitForLease(b: Budget, keyId: string, kind: 'req' | 'tok', window: number, limit: number, n: number): boolean | Promise<boolean> {
     if (b.exhausted) return false;
+    const leasing = b.leasing ?? this.lease(b, keyId, kind, window, limit, n);
+    return leasing.then((storeOk) => {
+      // The store is unreachable (fail open), or the window rolled over meanwhile.
+      if (!storeOk || b.window !== window) return true;
+      if (b.balance >= n) {
+        b.balance -= n;
+        return true;
+      }
+      // Used up by the requests served before this one: the next lease.
+      return this.waitForLease(b, keyId, kind, window, limit, n);
+    });
+  }
+
+  private lease(b: Budget, keyId: string, kind: 'req' | 'tok', window: number, limit: number, n: number): Promise<boolean> {
     const batch = Math.max(n, Math.floor(limit / 100));
-    return this.store!.lease(keyId, kind, window, batch, limit).then(
+    const p: Promise<boolean> = this.store!.lease(keyId, kind, window, batch, limit).then(
       (granted) => {
+        if (b.leasing === p) b.leasing = null;
         if (b.window !== window) return true;
         b.balance += granted;
-        if (b.balance >= n) {
-          b.balance -= n;
-          return true;
-        }
-        b.exhausted = true;
-        return false;
+        if (b.balance < n) b.exhausted = true;
+        return true;
       },
       // The store is unreachable: fail open rather than refuse every request.
       (err: unknown) => {
+        if (b.leasing === p) b.leasing = null;
         this.onStoreError(err);
-        return true;
+        return false;
       },
     );
+    b.leasing = p;
+    return p;
   }
 }
