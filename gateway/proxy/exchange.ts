@@ -13,39 +13,15 @@ import type { GatewayContext } from '../http/context.js';
 import type { KeyRecord } from '../auth/types.js';
 import type { ModelRoute } from '../routing/router.js';
 import type { Upstream } from '../routing/upstream.js';
-import { parseUsage } from '../usage/accumulator.js';
+import { estimatePromptTokens } from '../../common/tokens.js';
+import { BodyTail } from '../usage/body-tail.js';
+import { SseScanner } from '../usage/sse-scanner.js';
+import { lastUsage, type Usage } from '../usage/usage-json.js';
 import type { H1Call, H1Handler, UpstreamError } from './h1-pool.js';
 
 /** Responses up to this size (with a Content-Length) are sent to the client in one write. */
 const BUFFER_LIMIT = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
-
-/** An SSE event not finished within this many bytes is passed on without looking for usage in it. */
-const CARRY_LIMIT = 64 * 1024;
-
-// An SSE event ends at a blank line; lines end in LF, CRLF or CR.
-const EVENT_ENDS = ['\n\n', '\r\n\r\n', '\n\r\n', '\r\r'];
-
-/** The offset just past the last event boundary that ends before `before`, or -1. */
-function lastEventEnd(buf: Buffer, before = buf.length): number {
-  let best = -1;
-  for (const sep of EVENT_ENDS) {
-    if (before < sep.length) continue; // a negative offset would count from the end
-    const i = buf.lastIndexOf(sep, before - sep.length);
-    if (i >= 0 && i + sep.length > best) best = i + sep.length;
-  }
-  return best;
-}
-
-/** The offset just past the first event boundary at or after `from`, or the buffer's end. */
-function firstEventEnd(buf: Buffer, from: number): number {
-  let best = buf.length;
-  for (const sep of EVENT_ENDS) {
-    const i = buf.indexOf(sep, from);
-    if (i >= 0 && i + sep.length < best) best = i + sep.length;
-  }
-  return best;
-}
 
 // Upstream response headers uWS writes itself, or that are hop-by-hop.
 const DROP_RESPONSE_HEADERS = new Set(['date', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
@@ -71,12 +47,16 @@ export class ProxyExchange implements H1Handler {
   private responseHeaders: string[] = [];
   private writableHooked = false;
   streamed = false;
-  /** The upstream answered text/event-stream: usage is looked for event by event. */
-  private eventStream = false;
   /** We asked the upstream for stream_options.include_usage: its usage chunk is ours, not the client's. */
   stripUsage = false;
-  usage: { prompt: number; completion: number } | null = null;
-  private sseCarry: Buffer | null = null;
+  usage: Usage | null = null;
+  usageEstimated = false;
+  /** A streamed 2xx response (text/event-stream): usage and content looked for event by event. */
+  private sse: SseScanner | null = null;
+  /** An unbuffered 2xx response of another type: its last bytes, for the usage at its end. */
+  private tail: BodyTail | null = null;
+  /** Bytes of the body as sent to the upstream (what the upstream counts its prompt from). */
+  private sentBytes = 0;
 
   constructor(
     readonly ctx: GatewayContext,
@@ -93,6 +73,8 @@ export class ProxyExchange implements H1Handler {
   onClientAborted = (): void => {
     this.aborted = true;
     if (this.call !== null) this.call.abort();
+    // A stream the client cut: what it was sent is billed (the upstream did that work).
+    if (this.sse !== null && !this.done) this.billStream();
     this.finish(499);
   };
 
@@ -124,6 +106,7 @@ export class ProxyExchange implements H1Handler {
       body = rewritten;
     }
     up.inFlight++;
+    this.sentBytes = body.length;
     const headers = up.authorization === null ? this.forwardHeaders : [...this.forwardHeaders, 'authorization', up.authorization];
     const path = up.basePath + this.url.slice(3) + (this.query === '' ? '' : '?' + this.query);
     try {
@@ -148,6 +131,7 @@ export class ProxyExchange implements H1Handler {
     } else up.succeeded();
     let length = -1;
     let eventStream = false;
+    const ok = statusCode >= 200 && statusCode < 300;
     const h = this.responseHeaders;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
@@ -160,11 +144,16 @@ export class ProxyExchange implements H1Handler {
       h.push(name, value);
     }
     if (statusCode === 204 || statusCode === 304 || this.method === 'HEAD') length = 0;
-    this.eventStream = eventStream;
     this.buffered = !eventStream && length >= 0 && length <= BUFFER_LIMIT;
     if (this.buffered) {
+      // The parser refuses Content-Length with Transfer-Encoding, so `length`
+      // is the body's framing; onComplete still checks what arrived against it.
       this.bodyBuf = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
       return;
+    }
+    if (ok) {
+      if (eventStream && this.streamed) this.sse = new SseScanner(this.stripUsage);
+      else if (this.key !== null) this.tail = new BodyTail();
     }
     const res = this.res;
     res.cork(() => this.writeHead());
@@ -182,13 +171,16 @@ export class ProxyExchange implements H1Handler {
   onData(chunk: Buffer): boolean {
     if (this.aborted) return false;
     if (this.buffered) {
-      this.filled += chunk.copy(this.bodyBuf!, this.filled);
+      const buf = this.bodyBuf!;
+      // More than the declared length is a bad response (onComplete sees filled > length).
+      if (this.filled + chunk.length > buf.length) this.filled += chunk.length;
+      else this.filled += chunk.copy(buf, this.filled);
       return true;
     }
-    if (this.eventStream && this.streamed && this.status === 200) {
-      chunk = this.stripUsage ? this.filterEvents(chunk) : this.scanUsage(chunk);
+    if (this.sse !== null) {
+      chunk = this.sse.push(chunk);
       if (chunk.length === 0) return true;
-    }
+    } else if (this.tail !== null) this.tail.push(chunk);
     let ok = true;
     this.res.cork(() => {
       ok = this.res.write(chunk);
@@ -202,47 +194,6 @@ export class ProxyExchange implements H1Handler {
     return false;
   }
 
-  /** Notes usage from a chunk the client asked for (kept as is). */
-  private scanUsage(chunk: Buffer): Buffer {
-    if (this.usage === null && chunk.includes('"usage"')) {
-      // An event may straddle two reads: look at the previous tail too.
-      const text = (this.sseCarry === null ? '' : this.sseCarry.toString('latin1')) + chunk.toString('latin1');
-      this.usage = parseUsage(text);
-    }
-    this.sseCarry = Buffer.from(chunk.length > 512 ? chunk.subarray(chunk.length - 512) : chunk);
-    return chunk;
-  }
-
-  /** Passes complete SSE events on, minus the usage-only event we asked for. */
-  private filterEvents(chunk: Buffer): Buffer {
-    const buf = this.sseCarry === null ? chunk : Buffer.concat([this.sseCarry, chunk]);
-    const end = lastEventEnd(buf);
-    if (end < 0) {
-      if (buf.length > CARRY_LIMIT) {
-        // No event boundary in this much: not SSE as we know it. Pass it on, and the rest as it comes.
-        this.stripUsage = false;
-        this.sseCarry = null;
-        return this.scanUsage(buf);
-      }
-      // `chunk` is a view of the pool's read buffer, overwritten by the next read: keep a copy.
-      this.sseCarry = buf === chunk ? Buffer.from(chunk) : buf;
-      return EMPTY;
-    }
-    this.sseCarry = end < buf.length ? Buffer.from(buf.subarray(end)) : null;
-    const complete = buf.subarray(0, end);
-    const at = complete.indexOf('"usage"');
-    if (at < 0) return complete;
-    // Find the event holding "usage" and drop it if it carries no choices.
-    const evStart = Math.max(0, lastEventEnd(complete, at));
-    const evEnd = firstEventEnd(complete, at);
-    const event = complete.subarray(evStart, evEnd).toString('utf8');
-    if (!event.includes('"choices":[]')) return complete;
-    this.usage = parseUsage(event);
-    return evStart === 0 && evEnd === complete.length
-      ? EMPTY
-      : Buffer.concat([complete.subarray(0, evStart), complete.subarray(evEnd)]);
-  }
-
   private onWritable(): boolean {
     this.call?.resume();
     return true;
@@ -254,23 +205,48 @@ export class ProxyExchange implements H1Handler {
     this.call = null;
     if (this.buffered) {
       const body = this.bodyBuf!;
-      if (this.status === 200 && this.key !== null) {
-        // Only the tail from the last "usage" is decoded, not the whole body.
-        const at = body.lastIndexOf('"usage"');
-        if (at >= 0) this.usage = parseUsage(body.toString('latin1', at));
+      if (this.filled !== body.length) {
+        // Never send bytes that did not come from the upstream (allocUnsafe memory).
+        this.ctx.metrics.upstreamError(this.upstream!.label, 'reset');
+        this.fail(E.upstreamFailed, 'The upstream sent a body that does not match its Content-Length.');
+        return;
       }
+      if (this.key !== null && this.status >= 200 && this.status < 300) this.bill(lastUsage(body, 0, body.length));
       res.cork(() => {
         this.writeHead();
         if (this.status === 204 || this.status === 304) res.endWithoutBody();
         else res.end(body);
       });
     } else {
+      const sse = this.sse;
+      const rest = sse === null ? null : sse.end();
+      if (sse !== null) this.billStream();
+      else if (this.tail !== null) this.bill(this.tail.usage());
       res.cork(() => {
-        if (this.sseCarry !== null && this.stripUsage) res.write(this.sseCarry);
+        if (rest !== null) res.write(rest);
         res.end();
       });
     }
     this.finish(this.status);
+  }
+
+  /** Usage of a 2xx response: the upstream's own, or else the request with the prompt estimated. */
+  private bill(u: Usage | null): void {
+    if (u !== null) this.usage = u;
+    else this.estimate(0);
+  }
+
+  /** Usage of a stream, whole or cut: the upstream's own, or else what was delivered (one token per content event). */
+  private billStream(): void {
+    const sse = this.sse!;
+    if (sse.usage !== null) this.usage = sse.usage;
+    else this.estimate(sse.contentEvents);
+  }
+
+  private estimate(completion: number): void {
+    // A request without a body (GET) has no prompt to estimate.
+    this.usage = { prompt: this.sentBytes > 0 ? estimatePromptTokens(this.sentBytes) : 0, completion };
+    this.usageEstimated = this.sentBytes > 0 || completion > 0;
   }
 
   onError(err: UpstreamError): void {
@@ -306,6 +282,7 @@ export class ProxyExchange implements H1Handler {
     }
     // Part of the response is already with the client: all we can do is cut it.
     // finish first: close() runs onAborted synchronously.
+    if (this.sse !== null) this.billStream();
     this.finish(this.status);
     this.res.close();
   }

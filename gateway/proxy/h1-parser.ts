@@ -5,7 +5,7 @@
 //
 // Strict where laxness would be a request-smuggling or framing risk: CRLF line
 // ends, no obsolete line folding, no NUL in a header, one Content-Length
-// value, chunk sizes of at most 16 hex digits.
+// value and never with Transfer-Encoding, chunk sizes of at most 16 hex digits.
 
 import { hasCrLfNul } from './h1-types.js';
 
@@ -250,6 +250,12 @@ export class ResponseParser {
         }
       }
     }
+    if (transferEncoding && length >= 0) {
+      // RFC 9112 6.1: such a message "ought to be handled as an error": it is
+      // how responses are smuggled, and the two framings disagree on the body.
+      this.error = 'both transfer-encoding and content-length';
+      return false;
+    }
     if (status < 200) {
       if (status === 101) {
         this.error = 'unexpected protocol upgrade';
@@ -265,9 +271,7 @@ export class ResponseParser {
     if (this.noBody || status === 204 || status === 304) {
       this.state = State.Done;
     } else if (transferEncoding) {
-      // RFC 9112 6.3: Transfer-Encoding overrides Content-Length; a final coding
-      // other than chunked means the body runs until close.
-      if (length >= 0) this.keepAlive = false;
+      // A final coding other than chunked means the body runs until close (RFC 9112 6.3).
       if (chunked) this.state = State.ChunkSize;
       else {
         this.state = State.UntilClose;
