@@ -55,3 +55,29 @@ export function toKeyRecord(k: StoredKey): KeyRecord {
   const { sha256: _s, createdAt: _c, ...rec } = k;
   return rec;
 }
+
+/**
+ * A store write that certainly did not take place: refused before it was sent,
+ * or rolled back. The caller may retry it freely, even with other contents.
+ * Any other error from a write leaves its outcome unknown (it may still apply).
+ */
+export class NotAppliedError extends Error {
+  constructor(
+    message: string,
+    /** not_sent: never reached the store; expired: refused because its id may have been forgotten (see USAGE_BATCH_MAX_AGE_MS). */
+    readonly reason: 'not_sent' | 'expired' = 'not_sent',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'NotAppliedError';
+  }
+}
+
+/** How long a store remembers a usage batch id (Redis: the marker's TTL). */
+export const USAGE_BATCH_TTL_S = 3600;
+/**
+ * A batch first sent longer ago than this is refused (NotAppliedError 'expired')
+ * rather than applied: its id may be forgotten by the time it runs. The margin
+ * below the TTL absorbs clock skew between a gateway and the store.
+ */
+export const USAGE_BATCH_MAX_AGE_MS = (USAGE_BATCH_TTL_S - 600) * 1000;

@@ -5,8 +5,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { KeyRecord } from '../auth/types.js';
-import { newStoredKey, toInt, toKeyRecord } from './common.js';
-import type { KeyStore, NewKey, RevocationListener, StoredKey, UsageDelta, UsageRow } from './types.js';
+import { NotAppliedError, newStoredKey, toInt, toKeyRecord } from './common.js';
+import type { KeyStore, NewKey, RevocationListener, StoredKey, UsageBatch, UsageDelta, UsageRow } from './types.js';
 
 /** Ordered migrations; migration i brings the schema to user_version i+1. Append only. */
 export const MIGRATIONS: readonly string[] = [
@@ -40,7 +40,11 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX rate_windows_created ON rate_windows (created_at);`,
   // Workers poll for revocations made by other processes: only revoked keys are indexed.
   `CREATE INDEX keys_revoked ON keys (revoked_at) WHERE revoked_at IS NOT NULL;`,
+  // Requests whose tokens the gateway estimated (the upstream reported none).
+  `ALTER TABLE usage ADD COLUMN estimated_requests INTEGER NOT NULL DEFAULT 0;`,
 ];
+
+const USAGE_COLUMNS = 'key_id, model, requests, prompt_tokens, completion_tokens, estimated_requests';
 
 /** Windows older than this are dropped (windows are expected to be about a minute long). */
 const WINDOW_RETENTION_MS = 5 * 60_000;
@@ -122,14 +126,15 @@ export class SqliteKeyStore implements KeyStore {
       ),
       revoke: db.prepare('UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       addUsage: db.prepare(
-        `INSERT INTO usage (key_id, model, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO usage (key_id, model, requests, prompt_tokens, completion_tokens, estimated_requests) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (key_id, model) DO UPDATE SET
            requests = requests + excluded.requests,
            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-           completion_tokens = completion_tokens + excluded.completion_tokens`,
+           completion_tokens = completion_tokens + excluded.completion_tokens,
+           estimated_requests = estimated_requests + excluded.estimated_requests`,
       ),
-      usageAll: db.prepare('SELECT key_id, model, requests, prompt_tokens, completion_tokens FROM usage ORDER BY key_id, model'),
-      usageOne: db.prepare('SELECT key_id, model, requests, prompt_tokens, completion_tokens FROM usage WHERE key_id = ? ORDER BY model'),
+      usageAll: db.prepare(`SELECT ${USAGE_COLUMNS} FROM usage ORDER BY key_id, model`),
+      usageOne: db.prepare(`SELECT ${USAGE_COLUMNS} FROM usage WHERE key_id = ? ORDER BY model`),
       windowGet: db.prepare<[string, string, number], { used: number }>(
         'SELECT used FROM rate_windows WHERE key_id = ? AND kind = ? AND window_id = ?',
       ),
@@ -155,7 +160,7 @@ export class SqliteKeyStore implements KeyStore {
     }).immediate;
     this.usageTx = db.transaction((deltas: UsageDelta[]) => {
       for (const d of deltas)
-        st.addUsage.run(d.keyId, d.model, toInt(d.requests), toInt(d.promptTokens), toInt(d.completionTokens));
+        st.addUsage.run(d.keyId, d.model, toInt(d.requests), toInt(d.promptTokens), toInt(d.completionTokens), toInt(d.estimatedRequests ?? 0));
     }).immediate;
     this.revokeTx = db.transaction((id: string, now: number) => {
       st.revoke.run(now, id);
@@ -214,8 +219,15 @@ export class SqliteKeyStore implements KeyStore {
     return key;
   }
 
-  async addUsage(deltas: UsageDelta[]): Promise<void> {
-    if (deltas.length > 0) this.usageTx(deltas);
+  /** A local transaction: applied once or rolled back, so `batch` needs no bookkeeping here. */
+  async addUsage(deltas: UsageDelta[], _batch?: UsageBatch): Promise<void> {
+    if (deltas.length === 0) return;
+    try {
+      this.usageTx(deltas);
+    } catch (err) {
+      // Rolled back (busy past busy_timeout, disk full, closed): nothing of the batch was written.
+      throw new NotAppliedError(`usage not written: ${err instanceof Error ? err.message : String(err)}`, 'not_sent', { cause: err });
+    }
   }
 
   async usage(keyId?: string): Promise<UsageRow[]> {
@@ -225,6 +237,7 @@ export class SqliteKeyStore implements KeyStore {
       requests: number;
       prompt_tokens: number;
       completion_tokens: number;
+      estimated_requests: number;
     }[];
     return rows.map((r) => ({
       keyId: r.key_id,
@@ -232,6 +245,7 @@ export class SqliteKeyStore implements KeyStore {
       requests: r.requests,
       promptTokens: r.prompt_tokens,
       completionTokens: r.completion_tokens,
+      estimatedRequests: r.estimated_requests,
     }));
   }
 
@@ -269,6 +283,9 @@ export class SqliteKeyStore implements KeyStore {
   onRevoked(listener: RevocationListener): void {
     this.listeners.push(listener);
   }
+
+  /** Never called: revocations by other processes are found by polling revokedSince, which covers its own gaps. */
+  onResync(_listener: () => void): void {}
 
   async ready(): Promise<void> {
     if (!this.db.open) throw new Error('sqlite store is closed');

@@ -23,9 +23,21 @@ export interface UsageDelta {
   requests: number;
   promptTokens: number;
   completionTokens: number;
+  /** Requests among `requests` whose tokens the gateway estimated (see README, "Usage"). */
+  estimatedRequests?: number;
 }
 
-export interface UsageRow extends UsageDelta {}
+export interface UsageRow extends UsageDelta {
+  estimatedRequests: number;
+}
+
+/** Identifies a usage batch so that the store applies it at most once however often it is sent. */
+export interface UsageBatch {
+  /** Unique per batch; a retry carries the same id and the same deltas. */
+  id: string;
+  /** When the first attempt that may have reached the store was made (ms since the epoch). */
+  firstSentAt: number;
+}
 
 export type RevocationListener = (ev: { id: string; sha256: string }) => void;
 
@@ -37,22 +49,40 @@ export interface KeyStore extends KeySource {
   getKey(id: string): Promise<StoredKey | null>;
   /** Sets revokedAt (idempotent); returns the key, or null if unknown. Publishes the revocation (redis). */
   revokeKey(id: string): Promise<StoredKey | null>;
-  /** Adds usage counters (one batch, atomically per row). */
-  addUsage(deltas: UsageDelta[]): Promise<void>;
+  /**
+   * Adds usage counters, the whole batch atomically. With `batch`, at most once per batch id: a
+   * batch already applied is a no-op that resolves. Throws NotAppliedError when the write certainly
+   * did not take place; after any other error its outcome is unknown: retry it with the same id
+   * and deltas (a retry of a batch first sent longer than USAGE_BATCH_MAX_AGE_MS ago is refused).
+   */
+  addUsage(deltas: UsageDelta[], batch?: UsageBatch): Promise<void>;
   /** Totals per key and model, optionally for one key. */
   usage(keyId?: string): Promise<UsageRow[]>;
   /**
    * Rate-limit lease: atomically grants up to `want` units from the budget `limit` of the window
    * `windowId` (e.g. the minute number) for key+kind, and returns how many were granted (0..want).
-   * `used` in the window never exceeds `limit` through leases.
+   * `used` in the window never exceeds `limit` through leases. Exactly once: units of an earlier
+   * lease whose reply was lost (a timeout) are given back to the window by the next lease there.
    */
   lease(keyId: string, kind: 'req' | 'tok', windowId: number, want: number, limit: number): Promise<number>;
-  /** Adds `n` units of usage to a window without a limit check (for tokens counted after the fact). A negative n refunds (used never goes below 0). */
+  /**
+   * Adds `n` units of usage to a window without a limit check (for tokens counted after the fact).
+   * A negative n refunds (used never goes below 0). Exactly once: a charge that fails is retried
+   * by the store itself (do not retry it) until it applies, or its window is over; the promise
+   * reports the first attempt.
+   */
   charge(keyId: string, kind: 'req' | 'tok', windowId: number, n: number): Promise<void>;
   /** Units used so far in a window (0 if none). */
   windowUsed(keyId: string, kind: 'req' | 'tok', windowId: number): Promise<number>;
   /** Called for every revocation made by ANY instance (redis pub/sub). For sqlite: only revocations made through this store object. */
   onRevoked(listener: RevocationListener): void;
+  /**
+   * Called when revocations may have been missed and cannot be recovered one by one (redis: the
+   * subscriber was away longer than the revocation log reaches back, Redis lost its data, or the
+   * catch-up read kept failing): the listener must forget every cached key. Never called by sqlite
+   * (the worker's poll of revokedSince covers its own gaps).
+   */
+  onResync(listener: () => void): void;
   /** Resolves when the store is reachable (redis: connected). With timeoutMs, rejects if not reachable by then. */
   ready(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;

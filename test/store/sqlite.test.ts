@@ -42,7 +42,7 @@ t.test('sqlite: migrations are idempotent (reopen keeps data, version unchanged)
   t.teardown(() => s3.close());
   t.same(await s3.getKey(key.id), key);
   t.equal((await s3.lookup(key.sha256))?.id, key.id);
-  t.same(await s3.usage(key.id), [{ keyId: key.id, model: 'm', requests: 1, promptTokens: 2, completionTokens: 3 }]);
+  t.same(await s3.usage(key.id), [{ keyId: key.id, model: 'm', requests: 1, promptTokens: 2, completionTokens: 3, estimatedRequests: 0 }]);
   const db = new Database(p, { readonly: true });
   t.teardown(() => db.close());
   t.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);

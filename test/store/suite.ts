@@ -146,25 +146,43 @@ export function runSuite(t: Test, target: SuiteTarget): void {
     const k2 = 'usage-k2-' + Math.random().toString(36).slice(2);
     await s.addUsage([
       { keyId: k1, model: 'gpt|x', requests: 1, promptTokens: 10, completionTokens: 5 },
-      { keyId: k1, model: 'm2', requests: 2, promptTokens: 20, completionTokens: 0 },
+      { keyId: k1, model: 'm2', requests: 2, promptTokens: 20, completionTokens: 0, estimatedRequests: 1 },
       { keyId: k2, model: 'm2', requests: 1, promptTokens: 1, completionTokens: 1 },
     ]);
     await Promise.all([
-      s.addUsage([{ keyId: k1, model: 'gpt|x', requests: 1, promptTokens: 3, completionTokens: 4 }]),
+      s.addUsage([{ keyId: k1, model: 'gpt|x', requests: 1, promptTokens: 3, completionTokens: 4, estimatedRequests: 1 }]),
       other.addUsage([{ keyId: k1, model: 'gpt|x', requests: 1, promptTokens: 3, completionTokens: 4 }]),
     ]);
     await s.addUsage([]);
     t.same(await s.usage(k1), [
-      { keyId: k1, model: 'gpt|x', requests: 3, promptTokens: 16, completionTokens: 13 },
-      { keyId: k1, model: 'm2', requests: 2, promptTokens: 20, completionTokens: 0 },
+      { keyId: k1, model: 'gpt|x', requests: 3, promptTokens: 16, completionTokens: 13, estimatedRequests: 1 },
+      { keyId: k1, model: 'm2', requests: 2, promptTokens: 20, completionTokens: 0, estimatedRequests: 1 },
     ]);
     const all = await other.usage();
     t.same(
       all.filter((r) => r.keyId === k2),
-      [{ keyId: k2, model: 'm2', requests: 1, promptTokens: 1, completionTokens: 1 }],
+      [{ keyId: k2, model: 'm2', requests: 1, promptTokens: 1, completionTokens: 1, estimatedRequests: 0 }],
     );
     t.equal(all.filter((r) => r.keyId === k1).length, 2);
     t.same(await s.usage('nobody'), []);
+  });
+
+  t.test('usage: a batch id is applied at most once, by any store object', async (t) => {
+    const s = openT(t, target);
+    const other = openT(t, target);
+    const k = 'usage-once-' + Math.random().toString(36).slice(2);
+    const deltas = [{ keyId: k, model: 'm', requests: 2, promptTokens: 30, completionTokens: 7, estimatedRequests: 1 }];
+    const batch = { id: 'b-' + Math.random().toString(36).slice(2), firstSentAt: Date.now() };
+    await s.addUsage(deltas, batch);
+    const once = [{ keyId: k, model: 'm', requests: 2, promptTokens: 30, completionTokens: 7, estimatedRequests: 1 }];
+    if (target.cfg.kind === 'redis') {
+      // A retry (same id) from this or another object is a no-op; a new id counts again.
+      await s.addUsage(deltas, batch);
+      await other.addUsage(deltas, { ...batch });
+      t.same(await s.usage(k), once, 'the same batch id three times: counted once');
+    }
+    await s.addUsage(deltas, { id: batch.id + '-2', firstSentAt: Date.now() });
+    t.same(await s.usage(k), [{ ...once[0]!, requests: 4, promptTokens: 60, completionTokens: 14, estimatedRequests: 2 }], 'another id: counted');
   });
 
   t.test('lease: exact budget, the 11th unit is refused', async (t) => {
