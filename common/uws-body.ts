@@ -93,3 +93,67 @@ function collector(contentLength: number, maxBytes: number, done: (result: BodyR
     }
   };
 }
+
+/**
+ * A body not to be read yet (its request is not authorised): reads from the
+ * client are paused at once, so nothing beyond what uWS had already read with
+ * the headers arrives (one socket read, at most uWS's 512 KiB receive buffer),
+ * and that is copied aside. read() resumes and collects the body as readBody
+ * does; discard() resumes and drops it (uWS reads the rest of the body past
+ * the response and keeps the connection). Call one of them exactly once,
+ * before answering the request and never after onAborted: uWS refuses any
+ * call on a response that ended.
+ *
+ * Build it synchronously in the request handler (onData is attached there).
+ */
+export class HeldBody {
+  private held: ArrayBuffer[] = [];
+  private heldBytes = 0;
+  private ended = false;
+  private sink: ((ab: ArrayBuffer, isLast: boolean) => void) | null = null;
+  private dropped = false;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly contentLength: number,
+    private readonly maxBytes: number,
+  ) {
+    res.onData((ab, isLast) => this.onData(ab, isLast));
+    res.pause();
+  }
+
+  private onData(ab: ArrayBuffer, isLast: boolean): void {
+    if (this.sink !== null) {
+      this.sink(ab, isLast);
+      return;
+    }
+    if (this.dropped) return;
+    if (isLast) this.ended = true;
+    this.heldBytes += ab.byteLength;
+    // Paused, this is one socket read at most; the cap holds should uWS deliver more.
+    if (this.heldBytes > this.maxBytes) this.held = [];
+    else this.held.push(ab.slice(0));
+  }
+
+  /** Resumes reading; `done` is called exactly once (maybe before this returns), unless the request is aborted first. */
+  read(done: (result: BodyResult) => void): void {
+    this.res.resume();
+    if (this.heldBytes > this.maxBytes) {
+      this.dropped = true;
+      done({ ok: false, tooLarge: true });
+      return;
+    }
+    const sink = collector(this.contentLength, this.maxBytes, done);
+    const held = this.held;
+    this.held = [];
+    for (let i = 0; i < held.length; i++) sink(held[i]!, this.ended && i === held.length - 1);
+    this.sink = sink;
+  }
+
+  /** Resumes reading and drops the body. */
+  discard(): void {
+    this.dropped = true;
+    this.held = [];
+    this.res.resume();
+  }
+}

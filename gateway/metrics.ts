@@ -124,6 +124,21 @@ export class GatewayMetrics {
     labelNames: ['upstream', 'kind'],
     registers: [this.registry],
   });
+  private readonly internalErrors = new client.Counter({
+    name: 'sluice_internal_errors_total',
+    help: "Failures inside the gateway, by kind (request: a request answered 500 internal_error; unhandled_rejection: a promise rejection nobody handled)",
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  /** Counted when collected: how many cluster-wide aggregations (scrapes, shared by concurrent ones) this worker answered. */
+  private readonly aggregations: client.Counter = new client.Counter({
+    name: 'sluice_metrics_aggregations_total',
+    help: 'Cluster-wide metrics aggregations this worker took part in (concurrent scrapes share one)',
+    registers: [this.registry],
+    collect: (): void => {
+      this.aggregations.inc();
+    },
+  });
   /** Read when scraped, so the hot path only bumps a plain number. */
   inFlightSource: () => number = () => 0;
   private readonly inFlight: client.Gauge = new client.Gauge({
@@ -166,6 +181,16 @@ export class GatewayMetrics {
     }
     t[0].value += prompt;
     t[1].value += completion;
+  }
+
+  constructor() {
+    // Zero from the start, so an alert on increase() sees the first one.
+    this.internalErrors.inc({ kind: 'request' }, 0);
+    this.internalErrors.inc({ kind: 'unhandled_rejection' }, 0);
+  }
+
+  internalError(kind: 'request' | 'unhandled_rejection'): void {
+    this.internalErrors.inc({ kind });
   }
 
   upstreamError(upstream: string, kind: string): void {

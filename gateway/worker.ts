@@ -20,6 +20,15 @@ export async function runWorker(): Promise<void> {
   const workerId = cluster.worker?.id ?? 0;
   const logger = createLogger(cfg.log.level, { component: 'gateway', worker: workerId });
   const metrics = new GatewayMetrics();
+  // Node 20 ends the process on an unhandled rejection, and with it every request in flight here.
+  // The request path fails its own requests; this catches what slips through, logged and counted.
+  process.on('unhandledRejection', (reason: unknown) => {
+    metrics.internalError('unhandled_rejection');
+    logger.error(
+      { err: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? reason.stack : undefined },
+      'unhandled promise rejection',
+    );
+  });
   promClient.AggregatorRegistry.setRegistries([metrics.registry]);
   // Constructing one is what makes prom-client answer the primary's requests.
   new promClient.AggregatorRegistry();
@@ -55,21 +64,35 @@ export async function runWorker(): Promise<void> {
   const usage = new UsageAccumulator(store);
   usage.start(1000);
 
+  // One aggregation at a time, shared by every scrape that arrives while it runs:
+  // a flood of /metrics requests costs the primary one aggregation, and holds one entry here.
   let metricsSeq = 0;
-  const pendingMetrics = new Map<number, (text: string) => void>();
-  const metricsText = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const id = ++metricsSeq;
+  let pendingMetrics: { id: number; resolve: (text: string) => void; promise: Promise<string> } | null = null;
+  const metricsText = (): Promise<string> => {
+    if (pendingMetrics !== null) return pendingMetrics.promise;
+    const id = ++metricsSeq;
+    let resolve!: (text: string) => void;
+    const promise = new Promise<string>((res, reject) => {
       const timer = setTimeout(() => {
-        pendingMetrics.delete(id);
+        if (pendingMetrics?.id === id) pendingMetrics = null;
         reject(new Error('metrics aggregation timed out'));
       }, 5000);
-      pendingMetrics.set(id, (text) => {
+      resolve = (text) => {
         clearTimeout(timer);
-        resolve(text);
-      });
-      process.send!({ type: MSG.metricsRequest, id });
+        res(text);
+      };
     });
+    pendingMetrics = { id, resolve, promise };
+    process.send!({ type: MSG.metricsRequest, id });
+    return promise;
+  };
+  const metricsAnswered = (id: number, text: string): void => {
+    // An answer that comes after its timeout is for no one.
+    if (pendingMetrics?.id !== id) return;
+    const p = pendingMetrics;
+    pendingMetrics = null;
+    p.resolve(text);
+  };
 
   const ctx = new GatewayContext(cfg, router, keys, metrics, logger, metricsText, store, limiter, usage, (ev) =>
     process.send!({ type: MSG.broadcast, payload: { revoked: ev } }),
@@ -97,7 +120,7 @@ export async function runWorker(): Promise<void> {
   };
 
   process.on('message', (m: PrimaryMessage) => {
-    if (m.type === MSG.metricsResponse) pendingMetrics.get(m.id)?.(m.text);
+    if (m.type === MSG.metricsResponse) metricsAnswered(m.id, m.text);
     else if (m.type === MSG.shutdown) void stop();
     else if (m.type === MSG.broadcast) {
       const ev = (m.payload as { revoked?: { id: string; sha256: string } }).revoked;

@@ -13,6 +13,8 @@ import type { KeyRecord } from '../auth/types.js';
 export interface FinishedExchange {
   key: KeyRecord | null;
   usage: { prompt: number; completion: number } | null;
+  /** The usage was estimated by the gateway (no usage object from the upstream). */
+  usageEstimated: boolean;
   /** The configured model the request was routed by ('' before routing, or for an unknown one). */
   model: string;
   /** An unknown model's name as the client sent it, clipped; only for the log line. */
@@ -54,13 +56,42 @@ export class GatewayContext {
     this.inFlight++;
   }
 
+  /**
+   * An answer the edge gave before any exchange existed (refused keys, paths,
+   * routes): counted and logged as every request is, with no key (none is
+   * known, and the secret is never logged).
+   */
+  edgeAnswered(method: string, url: string, status: number, startedAt: number): void {
+    // requestFinished counts the request out of inFlight: count it in first, so one code path logs every request.
+    this.inFlight++;
+    this.requestFinished(
+      { key: null, usage: null, usageEstimated: false, model: '', requestedModel: '', upstream: null, startedAt, streamed: false, method, url },
+      status,
+    );
+  }
+
+  /** Something threw while a request was handled (null: before its exchange existed): logged and counted; the caller answers 500. */
+  internalError(err: unknown, ex: FinishedExchange | null): void {
+    this.metrics.internalError('request');
+    this.logger.error(
+      {
+        err: err instanceof Error ? err.message : String(err),
+        stack: err instanceof Error ? err.stack : undefined,
+        key: ex?.key?.id ?? null,
+        method: ex?.method,
+        path: ex?.url,
+      },
+      'request failed inside the gateway',
+    );
+  }
+
   requestFinished(ex: FinishedExchange, status: number): void {
     this.inFlight--;
     const ms = performance.now() - ex.startedAt;
     this.metrics.observe(ex.model === '' ? '-' : ex.model, status, ms / 1000);
     const u = ex.usage;
     if (u !== null && ex.key !== null) {
-      this.usage.add(ex.key.id, ex.model, u.prompt, u.completion);
+      this.usage.add(ex.key.id, ex.model, u.prompt, u.completion, ex.usageEstimated);
       this.metrics.tokens(ex.model, u.prompt, u.completion);
       this.limiter.consumeTokens(ex.key, u.prompt + u.completion);
     }

@@ -3,11 +3,14 @@
 //
 // uWS rules: everything from `req` is read synchronously (it is invalid after
 // the handler returns); onAborted is attached before any asynchronous step;
-// onData is attached in the handler itself, or the body is lost.
+// onData is attached in the handler itself, or the body is lost. Nothing may
+// throw out of a handler or a promise continuation: either ends the worker
+// and every request in flight on it, so each fails its own request instead.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { uws, statusLine, type HttpRequest, type HttpResponse, type TemplatedApp } from '../../common/uws.js';
 import { errorBody } from '../../common/openai-error.js';
-import { readBody, type BodyResult } from '../../common/uws-body.js';
+import { readBody, HeldBody, type BodyResult } from '../../common/uws-body.js';
 import { stringifyOrNull } from '../../common/json.js';
 import { allowsModel, type KeyRecord } from '../auth/types.js';
 import type { AuthResult } from '../auth/key-cache.js';
@@ -53,9 +56,29 @@ function sendError(res: HttpResponse, kind: ErrorKind, message: string, param: s
     .end(errorBody(message, kind.type, kind.code, param));
 }
 
+/** An answer the edge gives before any exchange exists: counted and logged as every request is. */
+function edgeError(ctx: GatewayContext, res: HttpResponse, kind: ErrorKind, message: string, method: string, url: string, started: number): void {
+  sendError(res, kind, message);
+  ctx.edgeAnswered(method, url, kind.status, started);
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The bearer token of an Authorization header matches `expected` (a SHA-256 digest): constant time, as the admin token's check. */
+function bearerMatches(authorization: string, expected: Buffer): boolean {
+  const given = authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7).trim() : '';
+  return given !== '' && timingSafeEqual(digest(given), expected);
+}
+
+const EMPTY_BODY: BodyResult = { ok: true, body: Buffer.alloc(0) };
+const TOO_LARGE: BodyResult = { ok: false, tooLarge: true };
+
 export function createApp(ctx: GatewayContext): TemplatedApp {
   const app = uws().App();
   const modelsCreated = Math.floor(Date.now() / 1000);
+  const tokenEnv = ctx.cfg.metrics?.token_env;
+  const metricsToken = tokenEnv === undefined ? undefined : process.env[tokenEnv];
+  const metricsDigest = metricsToken ? digest(metricsToken) : null;
 
   app.get('/healthz', (res) => {
     res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
@@ -64,7 +87,11 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
     if (ctx.draining) res.writeStatus(statusLine(503)).writeHeader('content-type', 'application/json').end('{"status":"draining"}');
     else res.writeHeader('content-type', 'application/json').end('{"status":"ready"}');
   });
-  app.get('/metrics', (res) => {
+  app.get('/metrics', (res, req) => {
+    if (metricsDigest !== null && !bearerMatches(req.getHeader('authorization'), metricsDigest)) {
+      edgeError(ctx, res, E.invalidKey, 'Missing or wrong metrics token.', 'GET', '/metrics', performance.now());
+      return;
+    }
     let aborted = false;
     res.onAborted(() => (aborted = true));
     ctx.metricsText().then(
@@ -77,10 +104,24 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
     );
   });
 
-  app.any('/v1/*', (res, req) => handleV1(ctx, res, req, modelsCreated));
+  app.any('/v1/*', (res, req) => {
+    try {
+      handleV1(ctx, res, req, modelsCreated);
+    } catch (err) {
+      // Thrown before an exchange existed (those catch their own): a throw out of a uWS handler ends the process.
+      ctx.internalError(err, null);
+      try {
+        sendError(res, E.internal, 'The gateway failed while handling this request.');
+      } catch {
+        /* already answered */
+      }
+    }
+  });
   app.any('/admin/v1/*', (res, req) => handleAdmin(ctx, res, req));
   app.any('/*', (res, req) => {
-    sendError(res, E.unknownRoute, `Unknown request URL: ${req.getMethod().toUpperCase()} ${req.getUrl()}`);
+    const method = req.getMethod().toUpperCase();
+    const url = req.getUrl();
+    edgeError(ctx, res, E.unknownRoute, `Unknown request URL: ${method} ${url}`, method, url, performance.now());
   });
   return app;
 }
@@ -93,26 +134,27 @@ function handleV1(ctx: GatewayContext, res: HttpResponse, req: HttpRequest, mode
   const authorization = req.getHeader('authorization');
   const contentLength = Number(req.getHeader('content-length') || 0);
   if (ctx.draining) {
-    sendError(res, E.draining, 'The gateway is shutting down; retry on another instance.');
+    edgeError(ctx, res, E.draining, 'The gateway is shutting down; retry on another instance.', method, url, started);
     return;
   }
   if (hasDotSegment(url)) {
-    sendError(res, E.invalidPath, 'The request path may not contain "." or ".." segments.');
+    edgeError(ctx, res, E.invalidPath, 'The request path may not contain "." or ".." segments.', method, url, started);
     return;
   }
   const secret = authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7).trim() : '';
   if (secret === '') {
-    sendError(res, E.missingKey, 'Missing API key. Send it as "Authorization: Bearer <key>".');
+    edgeError(ctx, res, E.missingKey, 'Missing API key. Send it as "Authorization: Bearer <key>".', method, url, started);
     return;
   }
   if (secret.length > MAX_SECRET_LENGTH) {
     // Not looked up and not cached: the cache holds secrets, so its size must stay bounded.
-    authError(res, 'invalid');
+    edgeError(ctx, res, E.invalidKey, 'Incorrect API key provided.', method, url, started);
     return;
   }
   const auth = ctx.keys.authenticate(secret);
   if (!(auth instanceof Promise) && 'error' in auth) {
-    authError(res, auth.error);
+    if (auth.error === 'unavailable') edgeError(ctx, res, E.storeUnavailable, 'The key store is unreachable; try again shortly.', method, url, started);
+    else edgeError(ctx, res, E.invalidKey, 'Incorrect API key provided.', method, url, started);
     return;
   }
   const forward: string[] = [];
@@ -121,43 +163,72 @@ function handleV1(ctx: GatewayContext, res: HttpResponse, req: HttpRequest, mode
   });
   const ex = new ProxyExchange(ctx, res, method, url, query, forward, started);
   res.onAborted(ex.onClientAborted);
+  const hasBody = !(method === 'GET' || method === 'HEAD' || method === 'DELETE' || method === 'OPTIONS');
 
-  let key: KeyRecord | null = auth instanceof Promise ? null : auth.key;
-  let body: BodyResult | null = null;
-  const proceed = (): void => {
-    if (key === null || body === null || ex.aborted || ex.done) return;
+  if (!(auth instanceof Promise)) {
+    // The hot path: a cached or static key, the body read as it comes.
+    const key = auth.key;
     ex.key = key;
-    route(ctx, ex, key, body, modelsCreated);
-  };
-  if (auth instanceof Promise) {
-    auth.then(
-      (r: AuthResult) => {
-        if (ex.aborted || ex.done) return;
-        if ('error' in r) {
-          const kind = r.error === 'unavailable' ? E.storeUnavailable : E.invalidKey;
-          ex.fail(kind, r.error === 'unavailable' ? 'The key store is unreachable; try again shortly.' : 'Incorrect API key provided.');
-          return;
-        }
-        key = r.key;
-        proceed();
-      },
-      () => ex.fail(E.internal, 'Authentication failed unexpectedly.'),
-    );
-  }
-  if (method === 'GET' || method === 'HEAD' || method === 'DELETE' || method === 'OPTIONS') {
-    body = { ok: true, body: Buffer.alloc(0) };
-    proceed();
+    if (!hasBody) {
+      routeSafely(ctx, ex, key, EMPTY_BODY, modelsCreated);
+      return;
+    }
+    readBody(res, contentLength, ctx.cfg.limits.max_body_bytes, (r) => {
+      if (!ex.aborted && !ex.done) routeSafely(ctx, ex, key, r, modelsCreated);
+    });
     return;
   }
-  readBody(res, contentLength, ctx.cfg.limits.max_body_bytes, (r) => {
-    body = r;
-    proceed();
-  });
+  // A store lookup: the body waits, paused, until the key is known, so an
+  // unknown key is refused without the gateway reading (or allocating) its body.
+  const max = ctx.cfg.limits.max_body_bytes;
+  const held = hasBody && contentLength <= max ? new HeldBody(res, contentLength, max) : null;
+  auth.then(
+    (r) => lookedUp(ctx, ex, r, hasBody, held, modelsCreated),
+    (err: unknown) => {
+      ctx.internalError(err, ex);
+      if (ex.aborted || ex.done) return;
+      held?.discard();
+      ex.fail(E.internal, 'Authentication failed unexpectedly.');
+    },
+  );
 }
 
-function authError(res: HttpResponse, error: 'invalid' | 'unavailable'): void {
-  if (error === 'unavailable') sendError(res, E.storeUnavailable, 'The key store is unreachable; try again shortly.');
-  else sendError(res, E.invalidKey, 'Incorrect API key provided.');
+/** The store lookup of a key answered. Runs in a promise continuation: whatever throws fails this request, not the worker. */
+function lookedUp(ctx: GatewayContext, ex: ProxyExchange, r: AuthResult, hasBody: boolean, held: HeldBody | null, modelsCreated: number): void {
+  try {
+    // Aborted: uWS's response is gone, and with it the held body.
+    if (ex.aborted || ex.done) return;
+    if ('error' in r) {
+      held?.discard();
+      if (r.error === 'unavailable') ex.fail(E.storeUnavailable, 'The key store is unreachable; try again shortly.');
+      else ex.fail(E.invalidKey, 'Incorrect API key provided.');
+      return;
+    }
+    const key = r.key;
+    ex.key = key;
+    if (!hasBody) route(ctx, ex, key, EMPTY_BODY, modelsCreated);
+    else if (held === null) route(ctx, ex, key, TOO_LARGE, modelsCreated);
+    else
+      held.read((b) => {
+        if (!ex.aborted && !ex.done) routeSafely(ctx, ex, key, b, modelsCreated);
+      });
+  } catch (err) {
+    failInternally(ctx, ex, err);
+  }
+}
+
+/** A request whose handling threw: a 500 for it, a log line and a count, and the worker goes on. */
+function failInternally(ctx: GatewayContext, ex: ProxyExchange, err: unknown): void {
+  ctx.internalError(err, ex);
+  if (!ex.aborted && !ex.done) ex.fail(E.internal, 'The gateway failed while handling this request.');
+}
+
+function routeSafely(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: BodyResult, modelsCreated: number): void {
+  try {
+    route(ctx, ex, key, result, modelsCreated);
+  } catch (err) {
+    failInternally(ctx, ex, err);
+  }
 }
 
 function route(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: BodyResult, modelsCreated: number): void {
@@ -205,28 +276,33 @@ function route(ctx: GatewayContext, ex: ProxyExchange, key: KeyRecord, result: B
   const stream = parsed.stream === true;
   const admitted = ctx.limiter.admit(key);
   const go = (limited: Limited | null): void => {
-    if (ex.aborted || ex.done) return;
-    if (limited !== null) {
-      rateLimited(ex, limited);
-      return;
-    }
-    let out = body;
-    if (stream && (ex.url === '/v1/chat/completions' || ex.url === '/v1/completions')) {
-      // Usage accounting needs the upstream's usage chunk; when the client did
-      // not ask for it we do, and strip it from what the client receives.
-      const p = parsed as { stream_options?: { include_usage?: boolean } };
-      if (p.stream_options?.include_usage !== true) {
-        p.stream_options = { ...(p.stream_options ?? {}), include_usage: true };
-        const json = stringifyOrNull(p);
-        if (json === null) {
-          ex.fail(E.invalidBody, 'The request body is nested too deeply.');
-          return;
-        }
-        out = Buffer.from(json);
-        ex.stripUsage = true;
+    // Also a promise continuation (a limiter lease): a throw here must fail this request, not the worker.
+    try {
+      if (ex.aborted || ex.done) return;
+      if (limited !== null) {
+        rateLimited(ex, limited);
+        return;
       }
+      let out = body;
+      if (stream && (ex.url === '/v1/chat/completions' || ex.url === '/v1/completions')) {
+        // Usage accounting needs the upstream's usage chunk; when the client did
+        // not ask for it we do, and strip it from what the client receives.
+        const p = parsed as { stream_options?: { include_usage?: boolean } };
+        if (p.stream_options?.include_usage !== true) {
+          p.stream_options = { ...(p.stream_options ?? {}), include_usage: true };
+          const json = stringifyOrNull(p);
+          if (json === null) {
+            ex.fail(E.invalidBody, 'The request body is nested too deeply.');
+            return;
+          }
+          out = Buffer.from(json);
+          ex.stripUsage = true;
+        }
+      }
+      ex.forward(r, model, out, stream);
+    } catch (err) {
+      failInternally(ctx, ex, err);
     }
-    ex.forward(r, model, out, stream);
   };
   if (admitted instanceof Promise) admitted.then(go, () => go(null));
   else go(admitted);
