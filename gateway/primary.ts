@@ -73,6 +73,20 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
   const listening = new Set<number>();
   let recentDeaths: number[] = [];
 
+  // Workers asking for metrics while an aggregation runs share its answer (each worker has one request out at most).
+  let metricsWaiting: Array<{ w: Worker; id: number }> = [];
+  const aggregate = (): void => {
+    const answer = (text: string | null): void => {
+      const waiting = metricsWaiting;
+      metricsWaiting = [];
+      if (text !== null) for (const { w, id } of waiting) if (w.isConnected()) w.send({ type: MSG.metricsResponse, id, text });
+    };
+    aggregator.clusterMetrics().then(answer, (err: Error) => {
+      logger.warn({ err: err.message }, 'metrics aggregation failed');
+      answer(null);
+    });
+  };
+
   const fork = (): Worker => {
     const w = cluster.fork(env);
     w.on('message', (m: WorkerMessage) => {
@@ -86,10 +100,8 @@ export async function runPrimary(cfg: GatewayConfig): Promise<void> {
           process.stdout.write(JSON.stringify({ msg: 'gateway listening', host: resolved.listen.host, port, workers: count }) + '\n');
         }
       } else if (m.type === MSG.metricsRequest) {
-        aggregator.clusterMetrics().then(
-          (text) => w.isConnected() && w.send({ type: MSG.metricsResponse, id: m.id, text }),
-          (err: Error) => logger.warn({ err: err.message }, 'metrics aggregation failed'),
-        );
+        metricsWaiting.push({ w, id: m.id });
+        if (metricsWaiting.length === 1) aggregate();
       } else if (m.type === MSG.broadcast) {
         for (const other of Object.values(cluster.workers ?? {})) if (other && other !== w && other.isConnected()) other.send(m);
       }

@@ -97,6 +97,9 @@ export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, en
   if (c.admin?.token_env !== undefined && !env[c.admin.token_env]) {
     throw new ConfigError(`config: admin.token_env: environment variable ${c.admin.token_env} is not set`);
   }
+  if (c.metrics?.token_env !== undefined && !env[c.metrics.token_env]) {
+    throw new ConfigError(`config: metrics.token_env: environment variable ${c.metrics.token_env} is not set`);
+  }
   const names = new Set<string>();
   c.keys.forEach((k, i) => {
     if (names.has(k.name)) throw new ConfigError(`config: keys.${i}.name: duplicate key name ${k.name}`);

@@ -87,6 +87,11 @@ export const configSchema = {
       additionalProperties: false,
       properties: { token_env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
     },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { token_env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -162,6 +167,8 @@ export interface GatewayConfig {
   keys: StaticKeyConfig[];
   store?: StoreConfig;
   admin?: { token_env?: string };
+  /** With token_env, /metrics wants `Authorization: Bearer <that variable's value>`. */
+  metrics?: { token_env?: string };
   limits: { max_body_bytes: number };
   timeouts: { connect_ms: number; headers_ms: number; body_ms: number; idle_ms: number };
   health: { failures: number; cooldown_ms: number };
