@@ -137,6 +137,34 @@ t.test('a key that needs a store lookup: its body waits until the key is known',
   t.ok(await waitFor(() => s.lastBody() !== null));
   t.match(s.received, /^HTTP\/1\.1 200 OK/);
   t.equal((JSON.parse(s.lastBody()!) as { model: string }).model, 'm');
+
+  // Chunked bodies (no Content-Length) on the same held path: a valid key's arrives whole, an unknown key's is refused.
+  const chunked = await storeKey(path, 'chunked');
+  const chunkedHead = (secret: string): string =>
+    `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${secret}\r\ntransfer-encoding: chunked\r\n\r\n`;
+  const cb = Buffer.from(JSON.stringify({ model: 'm', pad: 'z'.repeat(300_000) }));
+  const ch = new RawClient(gw.port);
+  t.teardown(() => ch.close());
+  await ch.write(chunkedHead(chunked.secret) + `${(1000).toString(16)}\r\n`);
+  await ch.write(Buffer.concat([cb.subarray(0, 1000), Buffer.from(`\r\n${(cb.length - 1000).toString(16)}\r\n`), cb.subarray(1000), Buffer.from('\r\n0\r\n\r\n')]));
+  t.ok(await waitFor(() => ch.lastBody() !== null));
+  t.match(ch.received, /^HTTP\/1\.1 200 OK/);
+  t.equal((JSON.parse(ch.lastBody()!) as { sha256: string }).sha256, createHash('sha256').update(cb).digest('hex'), 'a chunked body, intact');
+  const cu = new RawClient(gw.port);
+  t.teardown(() => cu.close());
+  await cu.write(chunkedHead(`sk-unknown-${randomBytes(8).toString('hex')}`) + '10000\r\n');
+  await cu.pump(0x10000);
+  t.ok(await waitFor(() => cu.count('401 Unauthorized') === 1), 'an unknown key with a chunked body: 401');
+
+  // Over max_body_bytes by its Content-Length: 413 once the key is known, nothing read.
+  const big = await storeKey(path, 'big');
+  const b = new RawClient(gw.port);
+  t.teardown(() => b.close());
+  await b.write(head(big.secret, 64 * MiB) + '{"model":"m"');
+  t.ok(await waitFor(() => b.lastBody() !== null));
+  t.match(b.received, /^HTTP\/1\.1 413 /);
+  const n = echo.requests.length;
+  t.equal(n, 3, 'only the three valid requests reached the upstream');
   t.same(gw.workerPids(), [pid], 'no worker died');
 });
 
@@ -238,4 +266,32 @@ t.test("the edge's own answers are counted and logged, with no key and never the
   for (const s of [...secrets, long, key.secret]) {
     t.notOk(gw.output().includes(s) || metrics.includes(s), 'no secret in the log or the metrics');
   }
+});
+
+t.test('a request refused while draining is counted and logged', async (t) => {
+  const sink = await startSink(t, ['--itl-ms', '100', '--output-tokens', '15']);
+  const key = newKey();
+  const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: sink.url }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  const idle = new RawClient(gw.port);
+  t.teardown(() => idle.close());
+  const chat = `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${key.secret}\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{"model":"m"}`;
+  await idle.write(chat);
+  t.ok(await waitFor(() => idle.count('200 OK') === 1), 'a keep-alive connection, open before the drain');
+  const stream = await fetch(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: JSON.stringify({ model: 'm', stream: true }) });
+  const done = stream.text();
+  gw.proc.kill('SIGTERM');
+  // Asked on the connection that stays open: the listening socket is closed by now.
+  const readyz = 'GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n';
+  const draining = await waitFor(async () => {
+    const seen = idle.count('');
+    await idle.write(readyz);
+    await waitFor(() => idle.count('') > seen && idle.lastBody() !== null);
+    return idle.lastBody()!.includes('draining');
+  });
+  t.ok(draining, 'the worker is draining');
+  await idle.write(chat);
+  t.ok(await waitFor(() => idle.count('503 Service Unavailable') === 1), 'a request on it while draining: 503');
+  t.match(await done, /data: \[DONE\]/, 'the stream in flight finished');
+  t.equal(await gw.exited, 0);
+  t.match(gw.output(), /"key":null,"method":"POST","path":"\/v1\/chat\/completions","model":null,"status":503,/, 'the 503 has its request line');
 });
