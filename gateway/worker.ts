@@ -42,6 +42,11 @@ export async function runWorker(): Promise<void> {
   const keys = new KeyCache(staticKeys, store);
   const revoked = (ev: { id: string; sha256: string }): void => keys.evictHash(ev.sha256);
   store?.onRevoked(revoked);
+  store?.onResync(() => {
+    // Revocations may have been missed: every cached key is asked again.
+    keys.clear();
+    logger.warn('key store resynced: the key cache was cleared');
+  });
   if (store instanceof SqliteKeyStore) {
     // Revocations made by other processes on the same file (another instance,
     // or `sluice keys revoke` against the file) are seen by polling (an index
@@ -61,7 +66,7 @@ export async function runWorker(): Promise<void> {
   const limiter = new RateLimiter(store, (err) =>
     logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'rate-limit lease failed; admitting the request'),
   );
-  const usage = new UsageAccumulator(store);
+  const usage = new UsageAccumulator(store, { onError: (msg, fields) => logger.error(fields, msg) });
   usage.start(1000);
 
   // One aggregation at a time, shared by every scrape that arrives while it runs:
