@@ -163,6 +163,13 @@ t.test('a key that needs a store lookup: its body waits until the key is known',
   await b.write(head(big.secret, 64 * MiB) + '{"model":"m"');
   t.ok(await waitFor(() => b.lastBody() !== null));
   t.match(b.received, /^HTTP\/1\.1 413 /);
+  // An empty body, announced (Content-Length: 0): held as empty, then refused for its missing model.
+  const empty = await storeKey(path, 'empty');
+  const e = new RawClient(gw.port);
+  t.teardown(() => e.close());
+  await e.write(head(empty.secret, 0));
+  t.ok(await waitFor(() => e.lastBody() !== null));
+  t.match(JSON.parse(e.lastBody()!), { error: { code: 'missing_model' } }, 'an empty body: 400 missing_model');
   const n = echo.requests.length;
   t.equal(n, 3, 'only the three valid requests reached the upstream');
   t.same(gw.workerPids(), [pid], 'no worker died');
