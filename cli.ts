@@ -6,6 +6,7 @@ import { registerSinkCommand } from './mocksink/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
 import { registerGatewayCommand } from './gateway/command.js';
 import { registerKeysCommand } from './gateway/keys-command.js';
+import { registerBenchCommand } from './orchestrator/command.js';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -23,6 +24,7 @@ registerSinkCommand(program);
 registerGatewayCommand(program);
 registerKeysCommand(program);
 registerLoadgenCommand(program);
+registerBenchCommand(program);
 
 // A command that only groups others (sluice, sluice loadgen, sluice keys) run
 // without one of them is a usage error: one line and exit 2, not the help page.

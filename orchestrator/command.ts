@@ -1,0 +1,139 @@
+// `sluice bench`: the main job. A matrix run (scenarios × systems ×
+// repetitions), printed as the reference write-up's tables, saved under
+// results/<UTC timestamp>/.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { integer, list } from '../common/cli-args.js';
+import { DEFAULT_MATRIX_YAML, defaultMatrix, fullMatrix } from './matrix/default.js';
+import { MatrixError, parseMatrix, validateMatrix } from './matrix/schema.js';
+import { BUILTIN_SYSTEMS, type Matrix } from './matrix/types.js';
+import { defaultPeersDir, installPeers } from './peers.js';
+import { benchProgress } from './progress.js';
+import { LocalHost } from './providers/local.js';
+import { formatTables } from './report/tables.js';
+import type { Results } from './results.js';
+import { runMatrix } from './runner.js';
+
+interface BenchOptions {
+  matrix?: string;
+  printMatrix: boolean;
+  full: boolean;
+  systems?: string[];
+  repeat?: number;
+  provider: string;
+  out: string;
+  installPeers: boolean;
+  peersDir: string;
+}
+
+/** results/<UTC timestamp>, e.g. results/2026-12-01T19-45-07Z. */
+function resultsDir(base: string, at: Date): string {
+  return join(base, at.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-'));
+}
+
+export function loadMatrix(o: Pick<BenchOptions, 'matrix' | 'full' | 'systems' | 'repeat'>): Matrix {
+  let m: Matrix;
+  if (o.matrix !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(o.matrix, 'utf8');
+    } catch (err) {
+      throw new MatrixError(`--matrix: cannot read ${o.matrix}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    m = parseMatrix(text);
+  } else m = defaultMatrix();
+  if (o.systems !== undefined) {
+    // --systems replaces the matrix's list; it goes through the same checks.
+    m = validateMatrix({ ...m, systems: o.systems, scenarios: m.scenarios });
+  }
+  if (o.repeat !== undefined) m.repetitions = o.repeat;
+  return o.full ? fullMatrix(m) : m;
+}
+
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('the main job: run a matrix of scenarios against sluice and other gateways and print the tables side by side')
+    .option('--matrix <file>', 'the matrix (YAML or JSON); default: the reference write-up\'s scenarios (see --print-matrix)')
+    .option('--print-matrix', 'print the default matrix (or --matrix FILE, validated) and exit', false)
+    .option('--full', 'run every cell long enough to hold at least 10,000 requests', false)
+    .option('--systems <names>', `systems to run, comma-separated (${BUILTIN_SYSTEMS.join(', ')}, or custom ones of the matrix)`, list)
+    .option('--repeat <n>', 'repetitions of every cell (the tables show the median and the spread)', integer(1, 100))
+    .addOption(
+      new Option('--provider <name>', 'where source, system and sink run').choices(['local']).default('local').argParser((v) => {
+        if (v !== 'local') throw new InvalidArgumentError(`"${v}" is not a provider here; the providers are: local.`);
+        return v;
+      }),
+    )
+    .option('--out <dir>', 'where results/<UTC timestamp>/ goes', 'results')
+    .option('--install-peers', 'install the peer gateways (Portkey; nginx with apt-get as root) into --peers-dir and exit', false)
+    .option('--peers-dir <dir>', 'where peers are installed ($SLUICE_PEERS_DIR, default ~/.cache/sluice/peers)', defaultPeersDir())
+    .action(async (o: BenchOptions) => {
+      if (o.installPeers) {
+        installPeers(resolve(o.peersDir), (l) => process.stderr.write(l + '\n'));
+        process.stderr.write('peers installed\n');
+        return;
+      }
+      let matrix: Matrix;
+      try {
+        matrix = loadMatrix(o);
+      } catch (err) {
+        if (err instanceof MatrixError) {
+          process.stderr.write(`error: ${o.systems !== undefined ? err.message.replace(/^matrix: systems(\.\d+)?/, '--systems') : err.message}\n`);
+          process.exit(2);
+        }
+        throw err;
+      }
+      if (o.printMatrix) {
+        process.stdout.write(o.matrix === undefined && o.systems === undefined && o.repeat === undefined && !o.full ? DEFAULT_MATRIX_YAML : (await import('yaml')).stringify(matrix));
+        return;
+      }
+      const code = await runBench(matrix, o);
+      process.exit(code);
+    });
+}
+
+/** Runs the matrix, prints the tables, writes the results folder; returns the exit code. */
+async function runBench(matrix: Matrix, o: BenchOptions): Promise<number> {
+  const startedAt = new Date();
+  const out = resultsDir(resolve(o.out), startedAt);
+  const workDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
+  const host = new LocalHost();
+  const abort = new AbortController();
+  let signal: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signal !== null) {
+      // A second Ctrl-C: stop the processes now, without waiting for the run to unwind.
+      void host.close().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+      return;
+    }
+    signal = sig;
+    process.stderr.write(`\n${sig}: stopping the run; what finished is kept\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const progress = benchProgress();
+  let results: Results;
+  try {
+    results = await runMatrix({ matrix, host, workDir, peersDir: resolve(o.peersDir), onEvent: progress.onEvent, signal: abort.signal });
+  } finally {
+    progress.stop();
+    await host.close();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  const tables = formatTables(results);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 1) + '\n');
+  writeFileSync(join(out, 'tables.md'), tables);
+  process.stdout.write('\n' + tables);
+  process.stderr.write(`\nresults: ${out}/ (results.json, tables.md)\n`);
+  if (signal !== null) return signal === 'SIGINT' ? 130 : 143;
+  if (results.status === 'failed') {
+    process.stderr.write(`error: the run failed: ${results.error}\n`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,158 @@
+// The processes a run starts, each in a process group of its own, so that
+// stopping one stops everything it forked (nginx's workers, a custom
+// system's shell and its children) and nothing is left behind on success,
+// failure or Ctrl-C.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { alive, descendants } from '../../common/procs.js';
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Resolves the start once a stdout line passes (its value is returned); absent: started at once. */
+  ready?: (line: string) => unknown;
+  /** How long to wait for `ready` (ms). */
+  readyTimeoutMs?: number;
+}
+
+export interface Started {
+  name: string;
+  proc: ChildProcess;
+  pid: number;
+  ready: unknown;
+  /** The last lines it wrote (stdout and stderr), for error messages. */
+  output(): string;
+  exited: Promise<number | string>;
+}
+
+const KEEP_LINES = 40;
+
+export class ProcessError extends Error {
+  override name = 'ProcessError';
+}
+
+export class ProcessSet {
+  private readonly running = new Set<Started>();
+
+  /** Starts `cmd args` in its own process group and waits for it to be ready. */
+  async start(name: string, cmd: string, args: string[], opts: StartOptions = {}): Promise<Started> {
+    const proc = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const lines: string[] = [];
+    const keep = (l: string): void => {
+      lines.push(l);
+      if (lines.length > KEEP_LINES) lines.shift();
+    };
+    const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+    const spawnError = new Promise<Error>((resolve) => proc.once('error', resolve));
+    const s: Started = { name, proc, pid: proc.pid ?? -1, ready: true, output: () => lines.join('\n'), exited };
+    if (proc.pid !== undefined) this.running.add(s);
+    void exited.then(() => this.running.delete(s));
+    const err = createInterface({ input: proc.stderr! });
+    err.on('line', keep);
+    const out = createInterface({ input: proc.stdout! });
+    let onLine: ((l: string) => void) | null = null;
+    out.on('line', (l) => {
+      if (onLine) onLine(l);
+      else keep(l);
+    });
+    const ready = opts.ready;
+    if (ready === undefined) {
+      const failed = await Promise.race([spawnError, new Promise<null>((r) => setImmediate(() => r(null)))]);
+      if (failed) throw new ProcessError(`${name}: could not start ${cmd}: ${failed.message}`);
+      return s;
+    }
+    const timeoutMs = opts.readyTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      s.ready = await Promise.race([
+        new Promise<unknown>((resolve) => {
+          onLine = (l) => {
+            keep(l);
+            let v: unknown;
+            try {
+              v = ready(l);
+            } catch {
+              v = undefined;
+            }
+            if (v !== undefined && v !== null && v !== false) {
+              onLine = null;
+              resolve(v);
+            }
+          };
+        }),
+        exited.then((code) => {
+          throw new ProcessError(`${name} exited (${code}) before it was ready${lines.length ? `: ${lines.slice(-3).join(' | ')}` : ''}`);
+        }),
+        spawnError.then((e) => {
+          throw new ProcessError(`${name}: could not start ${cmd}: ${e.message}`);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new ProcessError(`${name} was not ready within ${timeoutMs / 1000} s`)), timeoutMs);
+        }),
+      ]);
+    } catch (e) {
+      await this.stop(s);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    // Keep reading its output (a full pipe would block it); the lines are kept for errors only.
+    onLine = null;
+    return s;
+  }
+
+  /** SIGTERM to its process group, SIGKILL after `graceMs`; resolves once the whole tree is gone. */
+  async stop(s: Started, graceMs = 5000): Promise<void> {
+    const tree = s.pid > 0 ? descendants(s.pid) : [];
+    const signal = (sig: NodeJS.Signals): void => {
+      try {
+        process.kill(-s.pid, sig);
+      } catch {
+        /* the group is gone */
+      }
+      // A child that left the group (setsid) is still ours: signal it by pid.
+      for (const p of tree) {
+        try {
+          process.kill(p, sig);
+        } catch {
+          /* exited */
+        }
+      }
+    };
+    if (s.proc.exitCode === null && s.proc.signalCode === null) {
+      signal('SIGTERM');
+      const t = setTimeout(() => signal('SIGKILL'), graceMs);
+      await s.exited;
+      clearTimeout(t);
+    }
+    // The leader is gone; its group may not be (nginx workers, a shell's children).
+    const deadline = Date.now() + graceMs;
+    while (tree.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (tree.some(alive)) {
+      signal('SIGKILL');
+      while (tree.some(alive)) await new Promise((r) => setTimeout(r, 20));
+    }
+    this.running.delete(s);
+  }
+
+  /** Stops every process still running, all at once. */
+  async stopAll(graceMs = 5000): Promise<void> {
+    await Promise.all([...this.running].map((s) => this.stop(s, graceMs)));
+  }
+
+  get size(): number {
+    return this.running.size;
+  }
+}
+
+/** For `sluice …` children, whose first stdout line is JSON with `port`. */
+export function jsonLine(match: (m: Record<string, unknown>) => boolean = (m) => typeof m.port === 'number'): (line: string) => Record<string, unknown> | null {
+  return (line) => {
+    try {
+      const m = JSON.parse(line) as Record<string, unknown>;
+      return match(m) ? m : null;
+    } catch {
+      return null;
+    }
+  };
+}
