@@ -132,7 +132,11 @@ export function registerKeysCommand(program: Command): void {
       (a) => a('DELETE', `/admin/v1/keys/${encodeURIComponent(id)}`),
     );
   });
-  withTarget(keys.command('usage').description('token usage per key and model'))
+  withTarget(
+    keys
+      .command('usage')
+      .description('usage per key and model: requests, prompt and completion tokens, and estimated requests (those whose tokens the gateway estimated: the upstream reported none)'),
+  )
     .option('--key <id>', 'only this key')
     .action(async (o: Target & { key?: string }) => {
       await run(

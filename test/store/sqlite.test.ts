@@ -1,6 +1,6 @@
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MIGRATIONS, openStore, SqliteKeyStore } from '../../gateway/store/index.js';
 import { runSuite } from './suite.js';
@@ -109,3 +109,23 @@ t.test('sqlite: a database at schema version 1 is migrated to the current versio
   t.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length);
   t.ok(check.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'keys_revoked'").get(), 'the new index exists');
 });
+
+for (const v of [1, 2]) {
+  t.test(`sqlite: a file made at schema version ${v} (fixtures/sluice-v${v}.db) opens, keeps its data and counts estimated requests`, async (t) => {
+    const p = join(t.testdir({}), `v${v}.db`);
+    copyFileSync(new URL(`./fixtures/sluice-v${v}.db`, import.meta.url), p);
+    const s = new SqliteKeyStore(p);
+    t.teardown(() => s.close());
+    t.same(
+      (await s.listKeys()).map((k) => [k.id, k.name, k.rpm]),
+      [[`key_old${v}`, `old-v${v}`, 60]],
+      'its keys are there',
+    );
+    t.same(await s.usage(), [{ keyId: `key_old${v}`, model: 'm', requests: 7, promptTokens: 70, completionTokens: 35, estimatedRequests: 0 }], 'its usage, none estimated');
+    await s.addUsage([{ keyId: `key_old${v}`, model: 'm', requests: 2, promptTokens: 1, completionTokens: 1, estimatedRequests: 2 }]);
+    t.same(await s.usage(`key_old${v}`), [{ keyId: `key_old${v}`, model: 'm', requests: 9, promptTokens: 71, completionTokens: 36, estimatedRequests: 2 }]);
+    const check = new Database(p, { readonly: true });
+    t.teardown(() => check.close());
+    t.equal(check.pragma('user_version', { simple: true }), MIGRATIONS.length, 'migrated to the current version');
+  });
+}
