@@ -211,6 +211,7 @@ export class RedisKeyStore implements KeyStore {
   private readonly revocationLogSize: number;
   /** Window counter key -> ids of this store's leases there whose reply was lost. */
   private readonly lostLeases = new Map<string, { windowId: number; ids: string[] }>();
+  private lostPrunedFor = -Infinity;
   private readonly pendingCharges: PendingCharge[] = [];
   private chargeTimer: NodeJS.Timeout | null = null;
   private chargeRetrying = false;
@@ -507,6 +508,7 @@ export class RedisKeyStore implements KeyStore {
     if (want <= 0 || limit <= 0) return 0;
     const counter = this.windowKey(keyId, kind, windowId);
     const id = this.nextId();
+    if (this.lostLeases.size !== 0) this.pruneLost(toInt(windowId));
     // Healthy: nothing lost, one EVALSHA. Concurrent leases may both carry the same lost ids: the
     // script refunds each once (it voids them as it goes).
     const lost = this.lostLeases.size === 0 ? undefined : this.lostLeases.get(counter)?.ids.slice();
@@ -539,6 +541,13 @@ export class RedisKeyStore implements KeyStore {
       e.ids.shift();
       this.onError(new Error(`rate-limit lease: more than ${LOST_LEASES_MAX} lost replies on ${counter}; the oldest stays counted in its window`));
     }
+  }
+
+  /** Lost leases of windows before the previous one need no refund: their windows are over. */
+  private pruneLost(windowId: number): void {
+    if (windowId <= this.lostPrunedFor) return;
+    this.lostPrunedFor = windowId;
+    for (const [k, e] of this.lostLeases) if (e.windowId < windowId - 1) this.lostLeases.delete(k);
   }
 
   private settleLost(counter: string, ids: string[]): void {
