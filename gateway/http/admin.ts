@@ -1,6 +1,5 @@
 // /admin/v1/*: key administration behind `Authorization: Bearer <admin token>`
 // (constant-time comparison). No token configured: the admin API is off (404).
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { statusLine, type HttpRequest, type HttpResponse } from '../../common/uws.js';
 import { errorBody } from '../../common/openai-error.js';
@@ -9,6 +8,7 @@ import { E, type ErrorKind } from '../errors.js';
 import type { GatewayContext } from './context.js';
 import type { StoredKey } from '../store/types.js';
 import { decodePathSegment } from './paths.js';
+import { bearerMatches, tokenDigest } from '../auth/bearer-token.js';
 
 const ajv = new Ajv({ allErrors: false });
 const validateNewKey = ajv.compile<{ name: string; models?: string[]; rpm?: number; tpm?: number; expires_at?: number }>({
@@ -24,8 +24,6 @@ const validateNewKey = ajv.compile<{ name: string; models?: string[]; rpm?: numb
     expires_at: { type: 'integer', minimum: 0, maximum: 253402300799, description: 'epoch seconds, at most the end of year 9999' },
   },
 });
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** The public view of a key: never the secret, never its hash. */
 export function keyView(k: StoredKey): Record<string, unknown> {
@@ -43,6 +41,9 @@ export function keyView(k: StoredKey): Record<string, unknown> {
 }
 
 export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpRequest): void {
+  const started = performance.now();
+  const method = req.getMethod().toUpperCase();
+  const url = req.getUrl();
   const tokenEnv = ctx.cfg.admin?.token_env;
   const token = tokenEnv ? process.env[tokenEnv] : undefined;
   const send = (status: number, body: string, headers: Array<[string, string]> = []): void => {
@@ -51,15 +52,15 @@ export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpReq
       for (const [k, v] of headers) res.writeHeader(k, v);
       res.end(body);
     });
+    // Counted and logged like every answer: an admin-token brute force shows in /metrics and the log.
+    ctx.edgeAnswered(method, url, status, started);
   };
   const fail = (kind: ErrorKind, message: string, param: string | null = null): void => send(kind.status, errorBody(message, kind.type, kind.code, param));
   if (!token) {
     fail(E.unknownRoute, 'The admin API is off: no admin token is configured (admin.token_env).');
     return;
   }
-  const auth = req.getHeader('authorization');
-  const given = auth.slice(0, 7).toLowerCase() === 'bearer ' ? auth.slice(7).trim() : '';
-  if (given === '' || !timingSafeEqual(digest(given), digest(token))) {
+  if (!bearerMatches(req.getHeader('authorization'), tokenDigest(token))) {
     fail(E.invalidKey, 'Missing or wrong admin token.');
     return;
   }
@@ -68,8 +69,6 @@ export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpReq
     fail(E.unknownRoute, 'The admin API needs a key store (store.kind sqlite or redis).');
     return;
   }
-  const method = req.getMethod().toUpperCase();
-  const url = req.getUrl();
   const query = new URLSearchParams(req.getQuery() ?? '');
   const contentLength = Number(req.getHeader('content-length') || 0);
   let aborted = false;
@@ -141,7 +140,14 @@ export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpReq
         (rows) =>
           reply(200, {
             object: 'list',
-            data: rows.map((r) => ({ key_id: r.keyId, model: r.model, requests: r.requests, prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens })),
+            data: rows.map((r) => ({
+              key_id: r.keyId,
+              model: r.model,
+              requests: r.requests,
+              estimated_requests: r.estimatedRequests,
+              prompt_tokens: r.promptTokens,
+              completion_tokens: r.completionTokens,
+            })),
           }),
         failed,
       );

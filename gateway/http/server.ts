@@ -6,7 +6,6 @@
 // onData is attached in the handler itself, or the body is lost. Nothing may
 // throw out of a handler or a promise continuation: either ends the worker
 // and every request in flight on it, so each fails its own request instead.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Ajv } from 'ajv';
 import { uws, statusLine, type HttpRequest, type HttpResponse, type TemplatedApp } from '../../common/uws.js';
 import { errorBody } from '../../common/openai-error.js';
@@ -15,6 +14,7 @@ import { stringifyOrNull } from '../../common/json.js';
 import { allowsModel, type KeyRecord } from '../auth/types.js';
 import type { AuthResult } from '../auth/key-cache.js';
 import { E, type ErrorKind } from '../errors.js';
+import { bearerMatches, tokenDigest } from '../auth/bearer-token.js';
 import { ProxyExchange } from '../proxy/exchange.js';
 import type { GatewayContext } from './context.js';
 import { handleAdmin } from './admin.js';
@@ -62,14 +62,6 @@ function edgeError(ctx: GatewayContext, res: HttpResponse, kind: ErrorKind, mess
   ctx.edgeAnswered(method, url, kind.status, started);
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** The bearer token of an Authorization header matches `expected` (a SHA-256 digest): constant time, as the admin token's check. */
-function bearerMatches(authorization: string, expected: Buffer): boolean {
-  const given = authorization.slice(0, 7).toLowerCase() === 'bearer ' ? authorization.slice(7).trim() : '';
-  return given !== '' && timingSafeEqual(digest(given), expected);
-}
-
 const EMPTY_BODY: BodyResult = { ok: true, body: Buffer.alloc(0) };
 const TOO_LARGE: BodyResult = { ok: false, tooLarge: true };
 
@@ -78,7 +70,7 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
   const modelsCreated = Math.floor(Date.now() / 1000);
   const tokenEnv = ctx.cfg.metrics?.token_env;
   const metricsToken = tokenEnv === undefined ? undefined : process.env[tokenEnv];
-  const metricsDigest = metricsToken ? digest(metricsToken) : null;
+  const metricsDigest = metricsToken ? tokenDigest(metricsToken) : null;
 
   app.get('/healthz', (res) => {
     res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');

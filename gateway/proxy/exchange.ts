@@ -292,6 +292,11 @@ export class ProxyExchange implements H1Handler {
   /** Answers the client with an OpenAI-shaped error and finishes. */
   fail(kind: ErrorKind, message: string, param: string | null = null, extraHeaders?: Array<[string, string]>): void {
     if (this.aborted || this.done) return;
+    // A failure inside the gateway while the upstream still answers: its callbacks must not write to this response.
+    if (this.call !== null) {
+      this.call.abort();
+      this.call = null;
+    }
     const res = this.res;
     res.cork(() => {
       res.writeStatus(statusLine(kind.status)).writeHeader('content-type', 'application/json');

@@ -302,3 +302,27 @@ t.test('a request refused while draining is counted and logged', async (t) => {
   t.equal(await gw.exited, 0);
   t.match(gw.output(), /"key":null,"method":"POST","path":"\/v1\/chat\/completions","model":null,"status":503,/, 'the 503 has its request line');
 });
+
+t.test('admin API answers are counted and logged too: an admin-token brute force is visible', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-admin-count-'));
+  const gw = await startGateway(
+    t,
+    { workers: 1, models: { m: { upstreams: [{ url: 'http://127.0.0.1:9/v1' }] } }, store: { kind: 'sqlite', path: join(dir, 'k.db') }, admin: { token_env: 'ADMIN_T' } },
+    { ADMIN_T: 'the-admin-token' },
+  );
+  const guesses = Array.from({ length: 7 }, () => `guess-${randomBytes(8).toString('hex')}`);
+  for (const g of guesses) {
+    const res = await fetch(`${gw.origin}/admin/v1/keys`, { headers: { authorization: `Bearer ${g}` } });
+    t.equal(res.status, 401);
+    await res.text();
+  }
+  const ok = await fetch(`${gw.origin}/admin/v1/keys`, { headers: { authorization: 'Bearer the-admin-token' } });
+  t.equal(ok.status, 200);
+  await ok.text();
+  const metrics = await (await fetch(`${gw.origin}/metrics`)).text();
+  t.match(metrics, /sluice_requests_total\{model="-",status="401"\} 7\n/, 'seven wrong admin tokens counted');
+  t.match(metrics, /sluice_requests_total\{model="-",status="200"\} 1\n/, 'the right one too');
+  const lines = /"key":null,"method":"GET","path":"\/admin\/v1\/keys","model":null,"status":401/g;
+  t.ok(await waitFor(() => (gw.output().match(lines) ?? []).length === 7), 'and logged');
+  for (const g of [...guesses, 'the-admin-token']) t.notOk(gw.output().includes(g), 'no token in the log');
+});
