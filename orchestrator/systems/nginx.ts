@@ -40,8 +40,9 @@ http {
   server {
     listen 127.0.0.1:${port} reuseport;
     location / {
+      # The type of our own 401 (proxied answers keep the sink's).
+      default_type application/json;
       if ($key_ok = 0) {
-        default_type application/json;
         return 401 '{"error":{"message":"Incorrect API key provided.","type":"authentication_error","param":null,"code":"invalid_api_key"}}';
       }
       proxy_pass http://sink;
