@@ -207,17 +207,3 @@ async function beforeDeadline(p: Promise<unknown>, deadline: number): Promise<bo
     clearTimeout(timer);
   }
 }
-
-const PROMPT = /"prompt_tokens"\s*:\s*(\d+)/;
-const COMPLETION = /"completion_tokens"\s*:\s*(\d+)/;
-
-/** Reads prompt/completion tokens from a text holding an OpenAI `usage` object; null when there is none. */
-export function parseUsage(text: string): { prompt: number; completion: number } | null {
-  const i = text.lastIndexOf('"usage"');
-  if (i < 0) return null;
-  const tail = text.slice(i);
-  const p = PROMPT.exec(tail);
-  if (p === null) return null;
-  const c = COMPLETION.exec(tail);
-  return { prompt: Number(p[1]), completion: c === null ? 0 : Number(c[1]) };
-}
