@@ -315,7 +315,9 @@ class Report {
     );
     const by = (pick: (c: CellResult & { result: LoadgenResult }) => number | null | undefined) =>
       ran.map((sys) => ({ system: sys, values: this.ranCells(s, sys).flatMap((c) => { const v = pick(c); return v == null ? [] : [v]; }) }));
-    const rps = this.bars('throughput', 'Throughput', 'req/s, median', by((c) => c.result.rps), 1, { marker: { at: theoreticalRps(s), label: `theoretical ${num(theoreticalRps(s))} req/s` } });
+    const ideal = theoreticalRps(s);
+    // A sink that does not wait has no theoretical rate to draw.
+    const rps = this.bars('throughput', 'Throughput', 'req/s, median', by((c) => c.result.rps), 1, Number.isFinite(ideal) ? { marker: { at: ideal, label: `theoretical ${num(ideal)} req/s` } } : {});
     const cpu = this.bars('cpu', 'System CPU per request', 'µs, median', by((c) => c.cpuUsPerReq), 0, {
       note: ran.includes('baseline') ? 'Baseline is the sink direct: no system process to measure' : undefined,
     });

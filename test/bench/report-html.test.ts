@@ -160,6 +160,17 @@ t.test('the latency curves come from the histograms: x = 1/(1-p), ms, the repeti
   });
 });
 
+t.test('a sink that does not wait: no theoretical rate, bars still to scale', async (t) => {
+  const r = fixture();
+  r.matrix.scenarios[0]!.wait_ms = 0;
+  const html = reportHtml(r);
+  const figure = /<figure class="bars" data-chart="throughput">.*?<\/figure>/.exec(html)![0];
+  const widths = [...figure.matchAll(/class="bar" style="width:([^%;]+)%/g)].map((m) => Number(m[1]));
+  t.equal(widths.length, ran(r, r.matrix.scenarios[0]!).length);
+  t.ok(widths.every((w) => w > 10 && w <= 100), `widths ${widths.join(', ')}%`);
+  t.notMatch(figure, /class="marker"|NaN|Infinity/);
+});
+
 t.test('the report in Chromium from file://, offline', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-report-'));
   const browser: Browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
