@@ -12,6 +12,7 @@ import { BUILTIN_SYSTEMS, type Matrix } from './matrix/types.js';
 import { defaultPeersDir, installPeers } from './peers.js';
 import { benchProgress } from './progress.js';
 import { LocalHost } from './providers/local.js';
+import { reportHtml } from './report/html.js';
 import { formatTables } from './report/tables.js';
 import type { Results } from './results.js';
 import { runMatrix } from './runner.js';
@@ -128,8 +129,9 @@ async function runBench(matrix: Matrix, o: BenchOptions): Promise<number> {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 1) + '\n');
   writeFileSync(join(out, 'tables.md'), tables);
+  writeFileSync(join(out, 'report.html'), reportHtml(results));
   process.stdout.write('\n' + tables);
-  process.stderr.write(`\nresults: ${out}/ (results.json, tables.md)\n`);
+  process.stderr.write(`\nresults: ${out}/ (results.json, tables.md, report.html)\n`);
   if (signal !== null) return signal === 'SIGINT' ? 130 : 143;
   if (results.status === 'failed') {
     process.stderr.write(`error: the run failed: ${results.error}\n`);

@@ -51,7 +51,7 @@ export class Canceled extends Error {
 }
 
 function cellSeconds(m: Matrix, s: Scenario): number {
-  if (s.sweep) return s.sweep.rates.length * (s.sweep.step_s + 0.5) + START_S;
+  if (s.sweep) return s.sweep.rates.length * (s.sweep.step_s + 0.5) + Math.min(2, s.sweep.step_s) + START_S;
   const warm = s.warmup_s ?? m.warmup_s;
   const run = s.duration_s ?? (s.requests !== undefined ? s.requests / Math.max(1, theoreticalRps(s)) : 10);
   return warm + run + 0.5;
@@ -247,6 +247,9 @@ async function sweep(
   const sw = s.sweep!;
   const out: SweepResult = { scenario: s.name, system: name, steps: [] };
   const isBaseline = name === 'baseline';
+  // Unmeasured: a cold system (JIT, connection pools) would fail the first rate for reasons no user sees twice.
+  const first = sw.rates[0]!;
+  await measure(loadgen, { ...loadSpec(m, { ...s, rate: first, duration_s: Math.min(2, sw.step_s) }, sys), warmupS: 0 }, sys, onProgress, signal);
   for (const rate of sw.rates) {
     if (!isBaseline && !baselineP99.has(rate)) {
       out.stopped = `Baseline did not keep up with ${rate}/s on this machine`;
