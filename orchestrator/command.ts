@@ -12,6 +12,7 @@ import { BUILTIN_SYSTEMS, type Matrix } from './matrix/types.js';
 import { defaultPeersDir, installPeers } from './peers.js';
 import { benchProgress } from './progress.js';
 import { LocalHost } from './providers/local.js';
+import { compareResults, formatComparison, loadResults, ResultsFileError } from './report/compare.js';
 import { reportHtml } from './report/html.js';
 import { formatTables } from './report/tables.js';
 import type { Results } from './results.js';
@@ -27,6 +28,8 @@ interface BenchOptions {
   out: string;
   installPeers: boolean;
   peersDir: string;
+  compare?: string;
+  failOnRegression: boolean;
 }
 
 /** results/<UTC timestamp>, e.g. results/2026-12-01T19-45-07Z. */
@@ -71,6 +74,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--out <dir>', 'where results/<UTC timestamp>/ goes', 'results')
     .option('--install-peers', 'install the peer gateways (Portkey; nginx with apt-get as root) into --peers-dir and exit', false)
     .option('--peers-dir <dir>', 'where peers are installed ($SLUICE_PEERS_DIR, default ~/.cache/sluice/peers)', defaultPeersDir())
+    .option('--compare <results>', 'compare this run with an earlier one (its results folder or results.json): print each change, mark regressions and improvements')
+    .option('--fail-on-regression', 'with --compare: exit 1 when the comparison finds a regression', false)
     .action(async (o: BenchOptions) => {
       if (o.installPeers) {
         installPeers(resolve(o.peersDir), (l) => process.stderr.write(l + '\n'));
@@ -91,13 +96,30 @@ export function registerBenchCommand(program: Command): void {
         process.stdout.write(o.matrix === undefined && o.systems === undefined && o.repeat === undefined && !o.full ? DEFAULT_MATRIX_YAML : (await import('yaml')).stringify(matrix));
         return;
       }
-      const code = await runBench(matrix, o);
+      if (o.failOnRegression && o.compare === undefined) {
+        process.stderr.write('error: --fail-on-regression needs --compare BASE\n');
+        process.exit(2);
+      }
+      let base: Results | undefined;
+      if (o.compare !== undefined) {
+        // Read before the run: a wrong path should not cost a whole matrix.
+        try {
+          base = loadResults(o.compare);
+        } catch (err) {
+          if (err instanceof ResultsFileError) {
+            process.stderr.write(`error: --compare: ${err.message}\n`);
+            process.exit(2);
+          }
+          throw err;
+        }
+      }
+      const code = await runBench(matrix, o, base);
       process.exit(code);
     });
 }
 
 /** Runs the matrix, prints the tables, writes the results folder; returns the exit code. */
-async function runBench(matrix: Matrix, o: BenchOptions): Promise<number> {
+async function runBench(matrix: Matrix, o: BenchOptions, base?: Results): Promise<number> {
   const startedAt = new Date();
   const out = resultsDir(resolve(o.out), startedAt);
   const workDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
@@ -131,10 +153,22 @@ async function runBench(matrix: Matrix, o: BenchOptions): Promise<number> {
   writeFileSync(join(out, 'tables.md'), tables);
   writeFileSync(join(out, 'report.html'), reportHtml(results));
   process.stdout.write('\n' + tables);
-  process.stderr.write(`\nresults: ${out}/ (results.json, tables.md, report.html)\n`);
+  let regressions = 0;
+  if (base !== undefined) {
+    const comparison = compareResults(base, results);
+    const md = formatComparison(comparison);
+    writeFileSync(join(out, 'compare.md'), md);
+    process.stdout.write('\n' + md);
+    regressions = comparison.regressions;
+  }
+  process.stderr.write(`\nresults: ${out}/ (results.json, tables.md, report.html${base !== undefined ? ', compare.md' : ''})\n`);
   if (signal !== null) return signal === 'SIGINT' ? 130 : 143;
   if (results.status === 'failed') {
     process.stderr.write(`error: the run failed: ${results.error}\n`);
+    return 1;
+  }
+  if (o.failOnRegression && regressions > 0) {
+    process.stderr.write(`error: ${regressions} regression${regressions === 1 ? '' : 's'} against ${o.compare}\n`);
     return 1;
   }
   return 0;
