@@ -36,11 +36,13 @@ export class ResultsFileError extends Error {
  * - `minBeyond` (1): a percentile with less than one sample beyond it (p99.9
  *   of fewer than 1,000 requests, p99 of fewer than 100) is the slowest
  *   sample: compared, never judged.
- * - `cpu` (max(15%, 2 ticks over the requests)): /proc counts CPU time in
+ * - `cpu` (max(30%, 2 ticks over the requests)): /proc counts CPU time in
  *   ticks of 1/100 s (common/procs.ts), read at both ends of the measured
  *   window, so a cell's CPU µs/request is only known to within 2 ticks over
- *   its requests; and a Node process's CPU per request moved by up to 12%
- *   between reruns (JIT state, caches shared with neighbours).
+ *   its requests; and the same Node proxy's CPU per request moved by 4–12%
+ *   between reruns, and by 26% when a neighbour kept the other core busy
+ *   (the two vCPUs share caches, perhaps a physical core) — steady within a
+ *   run, so its repetitions agreed and the spread did not absorb it.
  * - `errorPoints` (0.1 percentage points): errors are compared as a share of
  *   requests (runs of different lengths count different numbers); the odd
  *   failed request of a long run is not a regression, one in a thousand is.
@@ -50,7 +52,7 @@ export const NOISE_FLOORS = {
   median: { relative: 0.05, ms: 1 },
   tail: { relative: 0.2, ms: 2 },
   minBeyond: 1,
-  cpu: { relative: 0.15, ticks: 2 },
+  cpu: { relative: 0.3, ticks: 2 },
   errorPoints: 0.1,
 } as const;
 

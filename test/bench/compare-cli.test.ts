@@ -104,6 +104,12 @@ t.test('--compare finds an injected delay in the delayed system only, and nothin
     t.equal(same.code, 0, 'it exits 0 on the unchanged rerun');
     t.match(same.stdout, summaryLine(rerun));
     t.match(same.stdout, /^0 regressions, /m);
+    // A base that is not a results file: one line naming it, exit 2 (checked before any cell runs).
+    const missing = join(work, 'no-such-run');
+    const bad = await runCli(['bench', '--matrix', matrix(work, 0), '--out', join(work, 'bad'), '--compare', missing]);
+    t.equal(bad.code, 2, 'a missing base exits 2');
+    t.equal(bad.stderr.trim().split('\n').length, 1, `one line: ${bad.stderr.trim()}`);
+    t.match(bad.stderr, `${missing}: no such file or folder`);
     if (!t.passing()) t.comment(`slower run:\n${slower.stdout}\n${slower.stderr}\nunchanged rerun:\n${same.stdout}\n${same.stderr}`);
   });
 });
