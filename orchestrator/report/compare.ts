@@ -45,7 +45,8 @@ export class ResultsFileError extends Error {
  *   run, so its repetitions agreed and the spread did not absorb it.
  * - `errorPoints` (0.1 percentage points): errors are compared as a share of
  *   requests (runs of different lengths count different numbers); the odd
- *   failed request of a long run is not a regression, one in a thousand is.
+ *   failed request of a long run is not a regression, more than one in a
+ *   thousand is.
  */
 export const NOISE_FLOORS = {
   throughput: 0.05,
@@ -237,10 +238,11 @@ function floorOf(kind: MetricKind, base: number, requests: number): number {
   }
 }
 
-const counts = new Map<string, number>();
+/** Histogram counts by encoding, for one comparison: p50, p99 and p99.9 read the same histogram. */
+type Counts = Map<string, number>;
 
 /** Samples in a histogram (its total count); a histogram that does not decode counts the requests that succeeded. */
-function samplesIn(base64: string | undefined, ok: number): number {
+function samplesIn(counts: Counts, base64: string | undefined, ok: number): number {
   if (base64 === undefined) return ok;
   let n = counts.get(base64);
   if (n === undefined) {
@@ -249,7 +251,6 @@ function samplesIn(base64: string | undefined, ok: number): number {
     } catch {
       n = ok;
     }
-    if (counts.size > 10_000) counts.clear();
     counts.set(base64, n);
   }
   return n;
@@ -313,7 +314,7 @@ function sweepOf(r: Results, scenario: string, system: string): Measured<SweepRe
   return { reason: r.matrix.systems.includes(system) ? 'not measured (the run ended before it)' : 'not in its systems' };
 }
 
-function cellRows(base: Results, head: Results, scenario: string, systems: string[], unmatched: Unmatched[]): ComparisonRow[] {
+function cellRows(base: Results, head: Results, scenario: string, systems: string[], unmatched: Unmatched[], counts: Counts): ComparisonRow[] {
   const pairs: Array<[string, CellResult[], CellResult[]]> = [];
   for (const sys of systems) {
     const b = cellsOf(base, scenario, sys);
@@ -334,7 +335,7 @@ function cellRows(base: Results, head: Results, scenario: string, systems: strin
       if (bs.length === 0 || hs.length === 0) continue;
       const both = [...bs, ...hs];
       const requests = Math.min(...both.map((c) => c.result!.requests));
-      const percentile = m.q === undefined ? null : { q: m.q, samples: Math.min(...both.map((c) => samplesIn(m.histogram!(c), c.result!.ok))) };
+      const percentile = m.q === undefined ? null : { q: m.q, samples: Math.min(...both.map((c) => samplesIn(counts, m.histogram!(c), c.result!.ok))) };
       rows.push(row(scenario, sys, m, bs.map((c) => m.pick(c)!), hs.map((c) => m.pick(c)!), requests, percentile));
     }
   }
@@ -410,6 +411,7 @@ export function compareResults(base: Results, head: Results): Comparison {
   const rows: ComparisonRow[] = [];
   const unmatched: Unmatched[] = [];
   const notes: string[] = [];
+  const counts: Counts = new Map();
   for (const [which, r] of [['base', base], ['head', head]] as const) {
     if (r.status !== 'completed') notes.push(`The ${which} run was ${r.status}${r.error ? ` (${r.error})` : ''}: only what it finished is compared.`);
   }
@@ -435,7 +437,7 @@ export function compareResults(base: Results, head: Results): Comparison {
       continue;
     }
     if (changed.length > 0) notes.push(`${name}: the scenario differs between the runs (${changed.join(', ')}).`);
-    rows.push(...(hs.sweep ? sweepRows(base, head, name, systems, unmatched) : cellRows(base, head, name, systems, unmatched)));
+    rows.push(...(hs.sweep ? sweepRows(base, head, name, systems, unmatched) : cellRows(base, head, name, systems, unmatched, counts)));
   }
   return {
     base: summaryOf(base),
@@ -500,7 +502,9 @@ export function formatComparison(c: Comparison): string {
   const name = (sys: string) => (sys === 'baseline' ? 'Baseline' : sys);
   const run = (r: RunSummary) => `${r.startedAt} (sluice ${r.sluice}${r.status === 'completed' ? '' : `, ${r.status}`})`;
   const out: string[] = ['## Compared with the base run', '', `Base: ${run(c.base)}; head: ${run(c.head)}.`, ''];
-  for (const n of c.notes) out.push(`- ${n}`);
+  // A skip reason or a run's error may hold a process's output: one line each.
+  const line = (text: string) => text.replace(/\s+/g, ' ').trim();
+  for (const n of c.notes) out.push(`- ${line(n)}`);
   if (c.notes.length > 0) out.push('');
   for (const scenario of c.scenarios) {
     const rows = c.rows.filter((r) => r.scenario === scenario);
@@ -510,23 +514,19 @@ export function formatComparison(c: Comparison): string {
       out.push('| Metric | System | Base | Head | Change | Noise | |', '|---|---|---:|---:|---:|---:|---|');
       for (const r of rows) {
         const d = digitsOf(r);
-        const pct = r.changePct === null ? '' : ` (${signed(r.changePct, 1, '%')})`;
+        const relative = r.changePct === null ? '' : ` (${signed(r.changePct, 1, '%')})`;
         const mark = r.mark ? MARK[r.mark] : r.beyond !== null && r.beyond < NOISE_FLOORS.minBeyond ? `not judged: the slowest of ${fmt(r.samples!, 0)}` : '';
-        out.push(`| ${r.label} | ${name(r.system)} | ${value(r, r.base)} | ${value(r, r.head)} | ${signed(r.change, d)}${pct} | ±${fmt(Math.max(r.spread, r.floor), d)} | ${mark} |`);
+        out.push(`| ${r.label} | ${name(r.system)} | ${value(r, r.base)} | ${value(r, r.head)} | ${signed(r.change, d)}${relative} | ±${fmt(Math.max(r.spread, r.floor), d)} | ${mark} |`);
       }
       out.push('');
     }
     for (const u of unmatched) {
       const what = u.system === null ? 'the scenario' : name(u.system);
       const where = u.measuredIn === null ? 'not compared' : `only in the ${u.measuredIn} run`;
-      out.push(`- ${what}: ${where} (${u.reason})`);
+      out.push(`- ${what}: ${where} (${line(u.reason)})`);
     }
     if (unmatched.length > 0) out.push('');
   }
-  out.push(
-    noiseLine(),
-    '',
-    summaryLine(c),
-  );
+  out.push(noiseLine(), '', summaryLine(c));
   return out.join('\n') + '\n';
 }

@@ -247,7 +247,7 @@ t.test('one repetition: the floors decide (NOISE_FLOORS)', async (t) => {
 t.test('cells in one run only are listed, never compared, never a crash', async (t) => {
   const h = head();
   // The delay system could not start for the stream scenario, never ran the sweep, and there is a new scenario.
-  h.cells = h.cells.map((c) => (c.scenario === 'stream' && c.system === 'delay' ? { scenario: c.scenario, system: c.system, repetition: c.repetition, skipped: 'could not start: port in use' } : c));
+  h.cells = h.cells.map((c) => (c.scenario === 'stream' && c.system === 'delay' ? { scenario: c.scenario, system: c.system, repetition: c.repetition, skipped: 'could not start: port in use\n(EADDRINUSE)' } : c));
   h.sweeps = h.sweeps.filter((w) => w.system !== 'delay');
   h.matrix = { ...h.matrix, scenarios: [...h.matrix.scenarios, { ...h.matrix.scenarios[0]!, name: 'new-one' }] };
   h.cells.push(...cellsOf(h, 'closed', 'baseline').map((c) => ({ ...c, scenario: 'new-one' })));
@@ -258,7 +258,7 @@ t.test('cells in one run only are listed, never compared, never a crash', async 
     c.unmatched.map((u) => [u.scenario, u.system, u.measuredIn, u.reason]),
     [
       ['closed', 'gone', null, 'base: not measured (the run ended before it); head: not in its systems'],
-      ['stream', 'delay', 'base', 'head: skipped: could not start: port in use'],
+      ['stream', 'delay', 'base', 'head: skipped: could not start: port in use\n(EADDRINUSE)'],
       ['stream', 'gone', null, 'base: not measured (the run ended before it); head: not in its systems'],
       ['cap', 'delay', 'base', 'head: not measured (the run ended before it)'],
       ['cap', 'gone', null, 'base: not measured (the run ended before it); head: not in its systems'],
@@ -269,7 +269,7 @@ t.test('cells in one run only are listed, never compared, never a crash', async 
   t.ok(c.rows.some((r) => r.scenario === 'stream' && r.system === 'baseline'), 'Baseline of that scenario is still compared');
   t.notOk(c.rows.some((r) => r.scenario === 'stream' && r.system === 'delay'));
   const md = formatComparison(c);
-  t.match(md, '- delay: only in the base run (head: skipped: could not start: port in use)');
+  t.match(md, '- delay: only in the base run (head: skipped: could not start: port in use (EADDRINUSE))', 'on one line');
   t.match(md, '- the scenario: only in the head run (not a scenario of the base run)');
   t.match(md, '### new-one');
 
