@@ -14,6 +14,7 @@ import type { Matrix, Scenario } from './matrix/types.js';
 import type { Host } from './providers/types.js';
 import type { CellResult, Results, SweepResult, SweepStep, SystemInfo } from './results.js';
 import { environment } from './environment.js';
+import { keptUp, servedRate } from './report/capacity.js';
 import { systemModule } from './systems/index.js';
 import type { RunningSystem, SinkEndpoint, SystemContext } from './systems/types.js';
 
@@ -259,10 +260,11 @@ async function sweep(
     const r = await measure(loadgen, spec, sys, onProgress, signal);
     const p99 = r.result.latencyMs.p99;
     const added = isBaseline ? null : Math.round((p99 - baselineP99.get(rate)!) * 1000) / 1000;
-    out.steps.push({ rate, ...r, addedP99Ms: added });
+    const step: SweepStep = { rate, ...r, addedP99Ms: added };
+    out.steps.push(step);
     const failed = r.result.requests > 0 ? r.result.errors / r.result.requests : 1;
-    const behind = r.result.rps < rate * 0.9;
-    if (isBaseline && !behind && failed <= 0.01) baselineP99.set(rate, p99);
+    const behind = !servedRate(step);
+    if (isBaseline && keptUp(step)) baselineP99.set(rate, p99);
     if (failed > 0.01) {
       out.stopped = `${(failed * 100).toFixed(1)}% of requests failed at ${rate}/s`;
       break;

@@ -5,6 +5,7 @@ import type { LatencySummary } from '../../loadgen/result.js';
 import { sinkLatencyMs, theoreticalRps } from '../matrix/default.js';
 import type { Scenario } from '../matrix/types.js';
 import type { CellResult, Results, SweepResult } from '../results.js';
+import { capacityAt, lastServedStep } from './capacity.js';
 
 /** Thresholds of the capacity table: added p99 over Baseline, ms. */
 export const CAPACITY_BOUNDS_MS = [1, 5, 10, 50, 100];
@@ -125,8 +126,8 @@ export function capacityRows(results: Results, s: Scenario, systems: string[]): 
       if (w === undefined) return '–';
       if (w.skipped) return 'skipped';
       if (sys === 'baseline') return '–';
-      const ok = w.steps.filter((st) => st.addedP99Ms !== null && st.addedP99Ms <= bound && st.result.errors <= st.result.requests * 0.01 && st.result.rps >= st.rate * 0.9);
-      return ok.length === 0 ? 'none' : fmt(Math.max(...ok.map((st) => st.result.rps)), 0);
+      const rps = capacityAt(w, bound);
+      return rps === null ? 'none' : fmt(rps, 0);
     }),
   }));
   rows.push({
@@ -136,8 +137,8 @@ export function capacityRows(results: Results, s: Scenario, systems: string[]): 
       const w = sweepOf(sys);
       if (w === undefined) return '–';
       if (w.skipped) return 'skipped';
-      const ok = w.steps.filter((st) => st.result.errors <= st.result.requests * 0.01 && st.result.rps >= st.rate * 0.9);
-      return ok.length === 0 ? 'none' : fmt(Math.max(...ok.map((st) => st.result.rps)), 0);
+      const rps = capacityAt(w);
+      return rps === null ? 'none' : fmt(rps, 0);
     }),
   });
   rows.push({
@@ -145,7 +146,7 @@ export function capacityRows(results: Results, s: Scenario, systems: string[]): 
     theoretical: '–',
     values: systems.map((sys) => {
       const w = sweepOf(sys);
-      const last = w?.steps.filter((st) => st.result.rps >= st.rate * 0.9).at(-1);
+      const last = w === undefined ? undefined : lastServedStep(w);
       return last?.cpuUsPerReq == null ? '–' : fmt(last.cpuUsPerReq, 1);
     }),
   });
