@@ -68,6 +68,8 @@ export interface SinkStats {
   inFlight: number;
   /** How close waited responses started to arrival + wait (deadline.ts). */
   wait: WaitStats;
+  /** How close streamed tokens (after the first) went out to start + ttft + i × itl; `responses` counts tokens. */
+  tokens: WaitStats;
 }
 
 type Kind = 'chat' | 'completion' | 'embedding';
@@ -86,6 +88,8 @@ interface Exchange {
 export class Sink {
   readonly opts: SinkOptions;
   private readonly deadlines = new Deadlines();
+  /** Token times of streams: kept apart so that `wait` in /sink/stats stays about response starts. */
+  private readonly tokenClock = new Deadlines();
   readonly stats: SinkStats = {
     requests: 0,
     byPath: { '/v1/models': 0, '/v1/chat/completions': 0, '/v1/completions': 0, '/v1/embeddings': 0 },
@@ -98,6 +102,7 @@ export class Sink {
     aborted: 0,
     inFlight: 0,
     wait: this.deadlines.stats,
+    tokens: this.tokenClock.stats,
   };
   private app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
@@ -355,28 +360,47 @@ export class Sink {
       else res.write('');
     });
     let i = 0;
+    // Token i is due at start + ttft + i × itl, each on the precise clock the
+    // waits use: a chain of setTimeout(itl) fired ~0.4 ms late each and the
+    // lateness added up (64 tokens at 10 ms took 755 ms instead of 730).
+    const start = performance.now();
+    const { ttftMs, itlMs } = this.opts;
     // Writes the next token, or with no inter-token latency all of them, and
-    // the tail ([finish chunk], [usage chunk], [DONE]) after the last one.
+    // the tail ([finish chunk], [usage chunk], [DONE]) after the last one. A
+    // token already due is written by the clock at once, from inside this
+    // function: `again` turns that into another turn of the loop, not a
+    // deeper call (a stream far behind would otherwise recurse per token).
+    let running = false;
+    let again = false;
     const next = (): void => {
-      ex.timer = null;
-      if (ex.done) return;
-      res.cork(() => {
-        do {
-          if (i < n) {
-            const t = R.token(i);
-            res.write(chat ? R.chatChunk(id, created, model, `{"content":${JSON.stringify(t)}}`, null) : R.completionChunk(id, created, model, t, null));
-            i++;
-          }
-        } while (i < n && this.opts.itlMs <= 0);
-        if (i < n) return;
-        let tail = chat ? R.chatChunk(id, created, model, '{}', finishReason) : R.completionChunk(id, created, model, '', finishReason);
-        if (usage) tail += chat ? R.chatUsageChunk(id, created, model, usage) : R.completionUsageChunk(id, created, model, usage);
-        res.end(tail + 'data: [DONE]\n\n');
-      });
-      if (i >= n) this.finish(ex);
-      else ex.timer = setTimeout(next, this.opts.itlMs);
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      do {
+        again = false;
+        ex.timer = null;
+        if (ex.done) break;
+        res.cork(() => {
+          do {
+            if (i < n) {
+              const t = R.token(i);
+              res.write(chat ? R.chatChunk(id, created, model, `{"content":${JSON.stringify(t)}}`, null) : R.completionChunk(id, created, model, t, null));
+              i++;
+            }
+          } while (i < n && itlMs <= 0);
+          if (i < n) return;
+          let tail = chat ? R.chatChunk(id, created, model, '{}', finishReason) : R.completionChunk(id, created, model, '', finishReason);
+          if (usage) tail += chat ? R.chatUsageChunk(id, created, model, usage) : R.completionUsageChunk(id, created, model, usage);
+          res.end(tail + 'data: [DONE]\n\n');
+        });
+        if (i >= n) this.finish(ex);
+        else ex.timer = this.tokenClock.at(start + ttftMs + i * itlMs, next);
+      } while (again);
+      running = false;
     };
-    if (n === 0 || this.opts.ttftMs <= 0) next();
-    else ex.timer = setTimeout(next, this.opts.ttftMs);
+    if (n === 0 || ttftMs <= 0) next();
+    else ex.timer = this.tokenClock.at(start + ttftMs, next);
   }
 }

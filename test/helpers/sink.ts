@@ -73,6 +73,8 @@ export interface SinkStats {
   inFlight: number;
   /** Waited responses: start minus (arrival + wait), µs; compensationUs is the learned timer lateness. */
   wait: { responses: number; meanLateUs: number; minLateUs: number; maxLateUs: number; compensationUs: number };
+  /** Streamed tokens after the first: sent minus start + ttft + i × itl, µs. */
+  tokens: { responses: number; meanLateUs: number; minLateUs: number; maxLateUs: number; compensationUs: number };
 }
 
 /** The addresses of a server started on 127.0.0.1: its origin and its base URL ending in /v1. */

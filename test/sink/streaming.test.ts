@@ -85,3 +85,20 @@ t.test('completions streaming uses text_completion chunks', async (t) => {
   t.equal(chunks.filter((c) => c.choices.length === 1 && c.choices[0].text !== '').length, 4);
   t.equal(chunks.at(-1).usage.completion_tokens, 4);
 });
+
+t.test('tokens go out on a schedule from the stream start, counted in /sink/stats tokens; a stream far behind it is written in a loop, not by recursion', async (t) => {
+  const sink = await startSink(t, ['--ttft-ms', '5', '--itl-ms', '2', '--output-tokens', '20']);
+  const res = await fetch(`${sink.url}/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', stream: true }) });
+  const text = await res.text();
+  t.equal((text.match(/"content":"/g) ?? []).length, 1 + 20, 'the role chunk and every token');
+  const stats = await sink.stats();
+  t.equal(stats.tokens.responses, 20, 'the first token after ttft, then 19 at their times: 20 on the token clock');
+  t.equal(stats.wait.responses, 0, 'no response wait (wait 0): tokens are not counted as waits');
+
+  // 200,000 tokens 1 µs apart: nearly all are due by the time the first is written.
+  const many = await startSink(t, ['--itl-ms', '0.001', '--output-tokens', '200000']);
+  const big = await fetch(`${many.url}/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'm', stream: true }) });
+  const all = await big.text();
+  t.match(all, /data: \[DONE\]\n\n$/, 'the stream ended');
+  t.equal((all.match(/"content":"/g) ?? []).length, 1 + 200_000, 'every token, no stack overflow');
+});
