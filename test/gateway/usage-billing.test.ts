@@ -206,12 +206,6 @@ t.test('the store bills exactly what OpenAI-, vLLM- and Python-style upstreams r
   completion += 4;
   requests++;
 
-  // Both Transfer-Encoding and Content-Length: a 502, never the other framing's bytes.
-  const both = await request(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: JSON.stringify({ model: 'm', scenario: 'both-lengths' }) });
-  t.equal(both.statusCode, 502);
-  const err = (await both.body.json()) as { error: { code: string } };
-  t.equal(err.error.code, 'upstream_error');
-
   gw.proc.kill('SIGTERM');
   t.equal(await gw.exited, 0);
   const store = new SqliteKeyStore(dbPath);
@@ -224,4 +218,16 @@ t.test('the store bills exactly what OpenAI-, vLLM- and Python-style upstreams r
   t.equal(row.promptTokens, prompt, 'prompt tokens as the upstream reported them (and the cut stream estimated)');
   t.equal(row.completionTokens, completion, 'completion tokens as the upstream reported them (and the cut stream as delivered)');
   t.equal(row.estimatedRequests, 1, 'only the cut stream is estimated');
+});
+
+t.test('an upstream response with both Transfer-Encoding and Content-Length is a 502, never bytes of another framing', async (t) => {
+  const up = await startUpstream(t);
+  const key = newKey();
+  const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: up.url }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
+  for (let i = 0; i < 5; i++) {
+    const both = await request(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: JSON.stringify({ model: 'm', scenario: 'both-lengths' }) });
+    t.equal(both.statusCode, 502);
+    const text = await both.body.text();
+    t.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'upstream_error', 'an OpenAI-shaped error, not a 40,000-byte buffer');
+  }
 });
