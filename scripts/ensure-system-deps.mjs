@@ -9,6 +9,10 @@ import { existsSync } from 'node:fs';
 const TEST_PACKAGES = {
   'redis-server': '/usr/bin/redis-server',
   chromium: '/usr/bin/chromium',
+  // test/ops: the Ansible roles (syntax check, lint, a local run) and the systemd units
+  'ansible-core': '/usr/bin/ansible-playbook',
+  'ansible-lint': '/usr/bin/ansible-lint',
+  systemd: '/usr/bin/systemd-analyze',
 };
 const BENCH_PACKAGES = {
   wrk: '/usr/bin/wrk',

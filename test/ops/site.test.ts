@@ -1,0 +1,157 @@
+// A real run of ansible/site.yml against this machine (ansible_connection=local)
+// into a temporary prefix: the app from `npm pack`, the sink, the gateway and
+// the load generator started without systemd (sluice_service_manager: direct,
+// the roles' test-only mode), each answering; one authenticated request
+// through the gateway to the sink; then a second run that changes nothing.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, missingTools, runPlaybook, scratch, tail } from './ansible.js';
+
+t.setTimeout(300_000);
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Stops what the run started: each pid file's process group, SIGTERM then SIGKILL. */
+async function stopAll(runDir: string): Promise<void> {
+  if (!existsSync(runDir)) return;
+  const pids = readdirSync(runDir)
+    .filter((f) => f.endsWith('.pid'))
+    .map((f) => Number(readFileSync(join(runDir, f), 'utf8').trim()))
+    .filter((pid) => pid > 1);
+  const signal = (pid: number, sig: NodeJS.Signals): void => {
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, sig);
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  for (const pid of pids) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids) signal(pid, 'SIGKILL');
+}
+
+/** better-sqlite3's binary, as a local prebuild, so the install does not compile it again (~75 s). */
+function localPrebuilds(dir: string): Record<string, string> {
+  const pkgDir = join(REPO, 'node_modules', 'better-sqlite3');
+  const binary = join(pkgDir, 'build', 'Release', 'better_sqlite3.node');
+  if (!existsSync(binary)) return {};
+  const { version } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string };
+  const out = join(dir, 'prebuilds');
+  mkdirSync(out, { recursive: true });
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  execFileSync('tar', ['-czf', join(out, name), '-C', pkgDir, 'build/Release/better_sqlite3.node']);
+  return { npm_config_better_sqlite3_local_prebuilds: out };
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const skip = missingTools(PLAYBOOK, '/sbin/start-stop-daemon') || (isRoot ? false : 'the roles install files owned by root: run as root');
+
+t.test('site.yml installs and starts the sink, the gateway and the load generator; a second run changes nothing', { skip }, async (t) => {
+  const dir = scratch(t, 'site');
+  const prefix = join(dir, 'root');
+  const runDir = join(prefix, 'var', 'lib', 'sluice', 'run');
+  t.teardown(() => stopAll(runDir));
+  const [sinkPort, gatewayPort, loadgenPort] = [await freePort(), await freePort(), await freePort()];
+  const key = `sk-site-test-${process.pid}-${Date.now()}`;
+  const inventory = join(dir, 'hosts.yml');
+  const groups = Object.fromEntries(['sink', 'sut', 'source', 'orchestrator'].map((g) => [g, { hosts: { localhost: {} } }]));
+  writeFileSync(inventory, JSON.stringify({ all: { hosts: { localhost: { ansible_connection: 'local' } }, children: groups } }));
+  const grace = gatewayKnowsGrace();
+  if (!grace) t.comment('dist/ predates shutdown.grace_ms: the config leaves it out');
+  const vars = join(dir, 'vars.json');
+  writeFileSync(vars, JSON.stringify({
+    ansible_become: false,
+    sluice_prefix: prefix,
+    sluice_service_manager: 'direct', // tests only: no systemd here
+    sluice_create_user: false,
+    sluice_user: 'root',
+    sluice_group: 'root',
+    sluice_dirs_owner: 'root',
+    sluice_dirs_group: 'root',
+    sluice_node_bin: process.execPath,
+    common_install_node: false, // only npm and Debian apt are reachable
+    common_sysctl_apply: false, // never retune the test machine
+    common_package_build_dir: join(dir, 'pack'),
+    common_npm_cache: join(homedir(), '.npm'),
+    common_npm_env: localPrebuilds(dir),
+    sluice_sink_host: '127.0.0.1',
+    sluice_sink_port: sinkPort,
+    mocksink_host: '127.0.0.1',
+    gateway_host: '127.0.0.1',
+    gateway_port: gatewayPort,
+    gateway_workers: 1,
+    gateway_keys: [{ name: 'site-test', secret: key }],
+    gateway_shutdown_grace_ms: grace ? 300 : null,
+    gateway_drain_timeout_ms: 2000,
+    loadgen_port: loadgenPort,
+    orchestrator_start: false, // `sluice orchestrator serve` may not exist yet: its unit only
+  }));
+  const args = ['-i', inventory, '-e', `@${vars}`, 'site.yml'];
+  const env = ansibleEnv(dir);
+
+  const first = await runPlaybook(args, env);
+  t.comment(`first run: ${(first.ms / 1000).toFixed(1)} s`);
+  t.equal(first.code, 0, 'the first run succeeds');
+  t.equal(first.recap.localhost?.failed, 0, 'no task failed');
+  t.ok((first.recap.localhost?.changed ?? 0) > 0, 'and it changed things');
+  if (first.code !== 0) return t.comment(tail(first.output, 60));
+
+  const sink = await fetch(`http://127.0.0.1:${sinkPort}/healthz`);
+  t.equal(sink.status, 200, 'the sink answers /healthz');
+  const gw = await fetch(`http://127.0.0.1:${gatewayPort}/healthz`);
+  t.equal(gw.status, 200, 'the gateway answers /healthz');
+  t.equal((await fetch(`http://127.0.0.1:${gatewayPort}/readyz`)).status, 200, 'and /readyz');
+  // `sluice loadgen serve` has no /healthz: its list of runs is what answers.
+  const lg = await fetch(`http://127.0.0.1:${loadgenPort}/v1/benchmarks`);
+  t.equal(lg.status, 200, 'the load generator answers');
+
+  const body = JSON.stringify({ model: 'benchmark-model', messages: [{ role: 'user', content: 'hello' }] });
+  const ok = await fetch(`http://127.0.0.1:${gatewayPort}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+  t.equal(ok.status, 200, 'an authenticated request goes through the gateway');
+  const completion = (await ok.json()) as { object?: string; usage?: unknown };
+  t.equal(completion.object, 'chat.completion', 'and the sink answered it');
+  const denied = await fetch(`http://127.0.0.1:${gatewayPort}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-wrong', 'content-type': 'application/json' }, body });
+  t.equal(denied.status, 401, 'a wrong key is refused');
+  await denied.arrayBuffer();
+  const stats = (await (await fetch(`http://127.0.0.1:${sinkPort}/sink/stats`)).json()) as { requests: number };
+  t.ok(stats.requests >= 2, `the sink saw the role's check request and ours (${stats.requests})`);
+
+  t.ok(existsSync(join(prefix, 'etc', 'systemd', 'system', 'sluice-orchestrator.service')), "the orchestrator's unit is installed");
+  t.notOk(existsSync(join(runDir, 'sluice-orchestrator.pid')), 'but not started (orchestrator_start: false)');
+  for (const name of ['sluice-sink', 'sluice-gateway', 'sluice-loadgen']) {
+    const pid = Number(readFileSync(join(runDir, `${name}.pid`), 'utf8'));
+    t.ok(alive(pid), `${name} runs (pid ${pid})`);
+  }
+  const pidsBefore = readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8');
+
+  const second = await runPlaybook(args, env);
+  t.comment(`second run: ${(second.ms / 1000).toFixed(1)} s`);
+  t.equal(second.code, 0, 'the second run succeeds');
+  t.equal(second.recap.localhost?.changed, 0, 'and reports changed=0');
+  if (second.code !== 0 || second.recap.localhost?.changed !== 0) t.comment(tail(second.output.split('\n').filter((l) => /changed:|failed|fatal/.test(l)).join('\n'), 40));
+  t.equal(readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8'), pidsBefore, 'the gateway was not restarted');
+});
