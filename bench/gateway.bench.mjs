@@ -104,6 +104,7 @@ async function startGateway(store) {
       `    upstreams: [{ url: "${sinkUrl}/v1" }]`,
       ...keys,
       'log: { level: info, requests: true }',
+      'shutdown: { grace_ms: 0 }',
       storeLine,
     ].join('\n') + '\n',
   );

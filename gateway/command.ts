@@ -14,14 +14,16 @@ export function registerGatewayCommand(program: Command): void {
     .option('--upstream <url>', 'send every model to this upstream base URL (overrides the upstreams)')
     .action(async (o: { config?: string; host?: string; port?: number; workers?: 'auto' | number; upstream?: string }) => {
       let cfg;
+      const overrides = { host: o.host, port: o.port, workers: o.workers, upstream: o.upstream };
       try {
-        cfg = loadConfigFile(o.config, { host: o.host, port: o.port, workers: o.workers, upstream: o.upstream });
+        cfg = loadConfigFile(o.config, overrides);
       } catch (err) {
         if (err instanceof ConfigError) program.error(`error: ${err.message}`, { exitCode: 2 });
         throw err;
       }
       try {
-        await runPrimary(cfg);
+        // SIGHUP reads the same file with the same flags again.
+        await runPrimary(cfg, () => loadConfigFile(o.config, overrides));
       } catch (err) {
         if (err instanceof ConfigError) program.error(`error: ${err.message}`, { exitCode: 2 });
         if (err instanceof PortInUseError) {

@@ -104,37 +104,80 @@ export async function runWorker(): Promise<void> {
   );
   const app = createApp(ctx);
 
-  const listenSocket = await new Promise<us_listen_socket | false>((resolve) => app.listen(cfg.listen.host, cfg.listen.port, resolve));
-  if (!listenSocket) {
+  const listened = await new Promise<us_listen_socket | false>((resolve) => app.listen(cfg.listen.host, cfg.listen.port, resolve));
+  if (!listened) {
     logger.error({ host: cfg.listen.host, port: cfg.listen.port }, 'cannot listen');
     flushLogs();
     process.exit(3);
   }
+  let listenSocket: us_listen_socket | null = listened;
+  const closeListener = (): void => {
+    // With SO_REUSEPORT, connections still in this listener's accept queue are reset unless
+    // net.ipv4.tcp_migrate_req=1 hands them to another listener of the port (README).
+    if (listenSocket !== null) uws().us_listen_socket_close(listenSocket);
+    listenSocket = null;
+  };
 
   let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    uws().us_listen_socket_close(listenSocket as us_listen_socket);
-    const drained = await ctx.drain(cfg.shutdown.drain_timeout_ms);
+  /** Waits for what is in flight (until `deadline`), flushes usage, exits. */
+  const finish = async (deadline: number): Promise<void> => {
+    let drained = await ctx.idle(Math.max(0, deadline - Date.now()));
+    // A keep-alive connection idle just now may still bring one more request (answered with
+    // Connection: close): wait until none has arrived for a moment, or the deadline.
+    while (drained && Date.now() < deadline) {
+      await sleep(Math.min(IDLE_GRACE_MS, deadline - Date.now()));
+      if (ctx.inFlight === 0) break;
+      drained = await ctx.idle(Math.max(0, deadline - Date.now()));
+    }
     await usage.stop().catch(() => undefined);
     await store?.close().catch(() => undefined);
     logger.info({ drained, inFlight: ctx.inFlight }, 'worker stopped');
     flushLogs();
     process.exit(0);
   };
+  /**
+   * A stop (SIGTERM, the primary's shutdown): for `graceMs` keep the listener, /readyz answering
+   * 503, so a load balancer takes this instance out before connections are refused; then stop
+   * accepting and drain.
+   */
+  const shutdown = async (graceMs: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    ctx.draining = true;
+    ctx.closing = true;
+    ctx.refusing = cfg.shutdown.while_draining === 'refuse';
+    if (graceMs > 0) await sleep(graceMs);
+    closeListener();
+    await finish(Date.now() + cfg.shutdown.drain_timeout_ms);
+  };
+  /** A reload: the new workers listen already. Stop accepting at once, serve what is left, exit. */
+  const retire = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    ctx.closing = true;
+    closeListener();
+    await finish(Date.now() + cfg.shutdown.drain_timeout_ms);
+  };
 
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === MSG.metricsResponse) metricsAnswered(m.id, m.text);
-    else if (m.type === MSG.shutdown) void stop();
+    else if (m.type === MSG.shutdown) void shutdown(m.graceMs);
+    else if (m.type === MSG.retire) void retire();
     else if (m.type === MSG.broadcast) {
       const ev = (m.payload as { revoked?: { id: string; sha256: string } }).revoked;
       if (ev) revoked(ev);
     }
   });
-  // A Ctrl-C reaches the whole process group; the primary coordinates, we just drain.
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
-  process.on('SIGHUP', () => void stop());
+  // systemd's stop signals every process of the unit: a worker drains as the primary would have
+  // told it to. Ctrl-C (the whole process group) stops without the grace period.
+  process.on('SIGTERM', () => void shutdown(cfg.shutdown.grace_ms));
+  process.on('SIGINT', () => void shutdown(0));
+  // A hang-up of the terminal reaches the whole group; the primary reloads, workers go on.
+  process.on('SIGHUP', () => undefined);
   process.send!({ type: MSG.listening, port: cfg.listen.port });
 }
+
+/** After the last request of a drain, how long a worker waits for one more on a kept-alive connection. */
+const IDLE_GRACE_MS = 1000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

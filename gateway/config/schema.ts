@@ -121,8 +121,12 @@ export const configSchema = {
     shutdown: {
       type: 'object',
       additionalProperties: false,
-      // The primary's backstop fires 5 s after it; a Node timer takes at most MAX_TIMER_MS.
-      properties: { drain_timeout_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMER_MS - 5000, default: 30000 } },
+      // The primary's backstop fires 5 s after grace + drain; a Node timer takes at most MAX_TIMER_MS.
+      properties: {
+        drain_timeout_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMER_MS - 5000, default: 30000 },
+        grace_ms: { type: 'integer', minimum: 0, maximum: MAX_TIMER_MS - 5000, default: 5000 },
+        while_draining: { enum: ['serve', 'refuse'], default: 'serve' },
+      },
       default: {},
     },
     log: {
@@ -172,6 +176,11 @@ export interface GatewayConfig {
   limits: { max_body_bytes: number };
   timeouts: { connect_ms: number; headers_ms: number; body_ms: number; idle_ms: number };
   health: { failures: number; cooldown_ms: number };
-  shutdown: { drain_timeout_ms: number };
+  /**
+   * SIGTERM: for `grace_ms` the worker keeps its listener and /readyz answers 503 (a load balancer
+   * takes it out), then it stops accepting and waits up to `drain_timeout_ms` for what is in flight.
+   * Meanwhile every response carries `Connection: close`, and new requests are served or refused (503).
+   */
+  shutdown: { drain_timeout_ms: number; grace_ms: number; while_draining: 'serve' | 'refuse' };
   log: { level: string; requests: boolean };
 }

@@ -50,7 +50,7 @@ export function handleAdmin(ctx: GatewayContext, res: HttpResponse, req: HttpReq
     res.cork(() => {
       res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json');
       for (const [k, v] of headers) res.writeHeader(k, v);
-      res.end(body);
+      res.end(body, ctx.closing);
     });
     // Counted and logged like every answer: an admin-token brute force shows in /metrics and the log.
     ctx.edgeAnswered(method, url, status, started);

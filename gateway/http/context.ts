@@ -28,7 +28,12 @@ export interface FinishedExchange {
 
 export class GatewayContext {
   inFlight = 0;
+  /** A SIGTERM drain: /readyz answers 503, so a load balancer takes this instance out. */
   draining = false;
+  /** New /v1 requests are refused with 503 (a SIGTERM drain with `shutdown.while_draining: refuse`). */
+  refusing = false;
+  /** This worker is going away (a drain or a reload): every response asks the client to close its connection. */
+  closing = false;
   private onIdle: (() => void) | null = null;
 
   constructor(
@@ -117,16 +122,19 @@ export class GatewayContext {
           Math.round(ms * 100) / 100,
       );
     }
-    if (this.draining && this.inFlight === 0 && this.onIdle) this.onIdle();
+    if (this.inFlight === 0 && this.onIdle !== null) this.onIdle();
   }
 
-  /** Stops taking requests; resolves true once none is in flight, false on timeout. */
-  drain(timeoutMs: number): Promise<boolean> {
-    this.draining = true;
+  /** Resolves true once no request is in flight, false when `timeoutMs` passes first. */
+  idle(timeoutMs: number): Promise<boolean> {
     if (this.inFlight === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), timeoutMs);
+      const t = setTimeout(() => {
+        this.onIdle = null;
+        resolve(false);
+      }, timeoutMs);
       this.onIdle = () => {
+        this.onIdle = null;
         clearTimeout(t);
         resolve(true);
       };

@@ -49,16 +49,16 @@ const validateRoutable = ajv.compile<{ model: string; stream?: boolean; stream_o
   properties: { model: { type: 'string', minLength: 1 }, stream: { type: 'boolean' }, stream_options: { type: ['object', 'null'] } },
 });
 
-function sendError(res: HttpResponse, kind: ErrorKind, message: string, param: string | null = null): void {
+function sendError(ctx: GatewayContext, res: HttpResponse, kind: ErrorKind, message: string, param: string | null = null): void {
   res
     .writeStatus(statusLine(kind.status))
     .writeHeader('content-type', 'application/json')
-    .end(errorBody(message, kind.type, kind.code, param));
+    .end(errorBody(message, kind.type, kind.code, param), ctx.closing);
 }
 
 /** An answer the edge gives before any exchange exists: counted and logged as every request is. */
 function edgeError(ctx: GatewayContext, res: HttpResponse, kind: ErrorKind, message: string, method: string, url: string, started: number): void {
-  sendError(res, kind, message);
+  sendError(ctx, res, kind, message);
   ctx.edgeAnswered(method, url, kind.status, started);
 }
 
@@ -73,11 +73,11 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
   const metricsDigest = metricsToken ? tokenDigest(metricsToken) : null;
 
   app.get('/healthz', (res) => {
-    res.writeHeader('content-type', 'application/json').end('{"status":"ok"}');
+    res.writeHeader('content-type', 'application/json').end('{"status":"ok"}', ctx.closing);
   });
   app.get('/readyz', (res) => {
-    if (ctx.draining) res.writeStatus(statusLine(503)).writeHeader('content-type', 'application/json').end('{"status":"draining"}');
-    else res.writeHeader('content-type', 'application/json').end('{"status":"ready"}');
+    if (ctx.draining) res.writeStatus(statusLine(503)).writeHeader('content-type', 'application/json').end('{"status":"draining"}', ctx.closing);
+    else res.writeHeader('content-type', 'application/json').end('{"status":"ready"}', ctx.closing);
   });
   app.get('/metrics', (res, req) => {
     if (metricsDigest !== null && !bearerMatches(req.getHeader('authorization'), metricsDigest)) {
@@ -88,10 +88,10 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
     res.onAborted(() => (aborted = true));
     ctx.metricsText().then(
       (text) => {
-        if (!aborted) res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(text));
+        if (!aborted) res.cork(() => res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(text, ctx.closing));
       },
       () => {
-        if (!aborted) res.cork(() => sendError(res, E.internal, 'Metrics could not be collected.'));
+        if (!aborted) res.cork(() => sendError(ctx, res, E.internal, 'Metrics could not be collected.'));
       },
     );
   });
@@ -103,7 +103,7 @@ export function createApp(ctx: GatewayContext): TemplatedApp {
       // Thrown before an exchange existed (those catch their own): a throw out of a uWS handler ends the process.
       ctx.internalError(err, null);
       try {
-        sendError(res, E.internal, 'The gateway failed while handling this request.');
+        sendError(ctx, res, E.internal, 'The gateway failed while handling this request.');
       } catch {
         /* already answered */
       }
@@ -125,7 +125,7 @@ function handleV1(ctx: GatewayContext, res: HttpResponse, req: HttpRequest, mode
   const query = req.getQuery() ?? '';
   const authorization = req.getHeader('authorization');
   const contentLength = Number(req.getHeader('content-length') || 0);
-  if (ctx.draining) {
+  if (ctx.refusing) {
     edgeError(ctx, res, E.draining, 'The gateway is shutting down; retry on another instance.', method, url, started);
     return;
   }

@@ -164,6 +164,9 @@ export class ProxyExchange implements H1Handler {
     if (this.status !== 200) res.writeStatus(statusLine(this.status));
     const h = this.responseHeaders;
     for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    // A body written in parts must not be ended with closeConnection: this uWS then writes
+    // "Connection: close" into the body. The header goes out now, and the client closes.
+    if (!this.buffered && this.ctx.closing) res.writeHeader('connection', 'close');
     this.started = true;
   }
 
@@ -214,8 +217,8 @@ export class ProxyExchange implements H1Handler {
       if (this.key !== null && this.status >= 200 && this.status < 300) this.bill(lastUsage(body, 0, body.length));
       res.cork(() => {
         this.writeHead();
-        if (this.status === 204 || this.status === 304) res.endWithoutBody();
-        else res.end(body);
+        if (this.status === 204 || this.status === 304) res.endWithoutBody(undefined, this.ctx.closing);
+        else res.end(body, this.ctx.closing);
       });
     } else {
       const sse = this.sse;
@@ -301,7 +304,7 @@ export class ProxyExchange implements H1Handler {
     res.cork(() => {
       res.writeStatus(statusLine(kind.status)).writeHeader('content-type', 'application/json');
       if (extraHeaders) for (const [k, v] of extraHeaders) res.writeHeader(k, v);
-      res.end(errorBody(message, kind.type, kind.code, param));
+      res.end(errorBody(message, kind.type, kind.code, param), this.ctx.closing);
     });
     this.finish(kind.status);
   }
@@ -309,7 +312,7 @@ export class ProxyExchange implements H1Handler {
   /** Answers the client with a JSON body and finishes. */
   json(body: string): void {
     if (this.aborted || this.done) return;
-    this.res.cork(() => this.res.writeHeader('content-type', 'application/json').end(body));
+    this.res.cork(() => this.res.writeHeader('content-type', 'application/json').end(body, this.ctx.closing));
     this.finish(200);
   }
 

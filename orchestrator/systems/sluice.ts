@@ -44,6 +44,8 @@ async function startGateway(ctx: SystemContext, store: Record<string, string>, s
       models: { [ctx.model]: { upstreams: [{ url: ctx.sink.url }] } },
       store,
       log: { level: 'info', requests: true },
+      // Nothing balances load over it here: no grace period before the port closes at the end of a cell.
+      shutdown: { grace_ms: 0 },
     }),
   );
   const [node, ...args] = ctx.cli;

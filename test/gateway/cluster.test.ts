@@ -77,12 +77,15 @@ t.test('workers that fail at start-up every time: the primary stops with exit 1 
   t.match(r.stderr + r.stdout, /workers keep failing at start-up/);
 });
 
-t.test('SIGHUP drains like SIGTERM and exits 0', async (t) => {
+t.test('SIGHUP reloads instead of stopping; SIGINT drains and exits 0', async (t) => {
   const sink = await startSink(t);
   const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: sink.url }] } } });
-  const exited = new Promise<number | null>((r) => gw.proc.once('exit', (code) => r(code)));
+  const worker = gw.workerPids()[0];
   gw.proc.kill('SIGHUP');
-  t.equal(await exited, 0);
+  t.ok(await waitFor(() => gw.workerPids().length === 1 && gw.workerPids()[0] !== worker, 10_000), 'a new worker replaced the old one');
+  t.equal(gw.proc.exitCode, null, 'the gateway is still running');
+  gw.proc.kill('SIGINT');
+  t.equal(await gw.exited, 0);
 });
 
 t.test('sluice keys hash prints the SHA-256 of stdin', async (t) => {

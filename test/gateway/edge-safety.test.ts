@@ -278,26 +278,23 @@ t.test("the edge's own answers are counted and logged, with no key and never the
 t.test('a request refused while draining is counted and logged', async (t) => {
   const sink = await startSink(t, ['--itl-ms', '100', '--output-tokens', '15']);
   const key = newKey();
-  const gw = await startGateway(t, { workers: 1, models: { m: { upstreams: [{ url: sink.url }] } }, keys: [{ name: 'k', sha256: key.sha256 }] });
-  const idle = new RawClient(gw.port);
-  t.teardown(() => idle.close());
-  const chat = `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${key.secret}\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{"model":"m"}`;
-  await idle.write(chat);
-  t.ok(await waitFor(() => idle.count('200 OK') === 1), 'a keep-alive connection, open before the drain');
+  const gw = await startGateway(t, {
+    workers: 1,
+    models: { m: { upstreams: [{ url: sink.url }] } },
+    keys: [{ name: 'k', sha256: key.sha256 }],
+    shutdown: { grace_ms: 2000, while_draining: 'refuse' },
+  });
   const stream = await fetch(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: JSON.stringify({ model: 'm', stream: true }) });
   const done = stream.text();
   gw.proc.kill('SIGTERM');
-  // Asked on the connection that stays open: the listening socket is closed by now.
-  const readyz = 'GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n';
   const draining = await waitFor(async () => {
-    const seen = idle.count('');
-    await idle.write(readyz);
-    await waitFor(() => idle.count('') > seen && idle.lastBody() !== null);
-    return idle.lastBody()!.includes('draining');
+    const r = await fetch(`${gw.origin}/readyz`);
+    return (await r.text()).includes('draining');
   });
   t.ok(draining, 'the worker is draining');
-  await idle.write(chat);
-  t.ok(await waitFor(() => idle.count('503 Service Unavailable') === 1), 'a request on it while draining: 503');
+  const refused = await fetch(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body: '{"model":"m"}' });
+  t.equal(refused.status, 503, 'a request while draining: 503');
+  await refused.text();
   t.match(await done, /data: \[DONE\]/, 'the stream in flight finished');
   t.equal(await gw.exited, 0);
   t.match(gw.output(), /"key":null,"method":"POST","path":"\/v1\/chat\/completions","model":null,"status":503,/, 'the 503 has its request line');
@@ -325,4 +322,38 @@ t.test('admin API answers are counted and logged too: an admin-token brute force
   const lines = /"key":null,"method":"GET","path":"\/admin\/v1\/keys","model":null,"status":401/g;
   t.ok(await waitFor(() => (gw.output().match(lines) ?? []).length === 7), 'and logged');
   for (const g of [...guesses, 'the-admin-token']) t.notOk(gw.output().includes(g), 'no token in the log');
+});
+
+t.test('403, 413 and 429 are counted and logged with the key id, never the secret', async (t) => {
+  const echo = await startEchoUpstream(t);
+  const dbPath = join(mkdtempSync(join(tmpdir(), 'sluice-edge-')), 'keys.db');
+  const r = await runCli(['keys', 'create', '--store', dbPath, '--name', 'limited', '--models', 'm', '--rpm', '1']);
+  t.equal(r.code, 0, r.stderr);
+  const key = JSON.parse(r.stdout) as { id: string; secret: string };
+  const gw = await startGateway(t, {
+    workers: 1,
+    store: { kind: 'sqlite', path: dbPath },
+    limits: { max_body_bytes: 1024 },
+    models: { m: { upstreams: [{ url: echo.url }] }, other: { upstreams: [{ url: echo.url }] } },
+  });
+  const send = async (body: string): Promise<number> => {
+    const res = await fetch(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(key.secret), body });
+    await res.text();
+    return res.status;
+  };
+  t.equal(await send('{"model":"other"}'), 403, 'a model the key may not use: 403');
+  t.equal(await send(JSON.stringify({ model: 'm', pad: 'x'.repeat(2048) })), 413, 'a body over the limit: 413');
+  t.equal(await send('{"model":"m"}'), 200, 'the one request a minute the key has');
+  t.equal(await send('{"model":"m"}'), 429, 'the next: 429');
+  const metrics = await (await fetch(`${gw.origin}/metrics`)).text();
+  t.match(metrics, /sluice_requests_total\{model="other",status="403"\} 1\n/, '403 counted');
+  t.match(metrics, /sluice_requests_total\{model="-",status="413"\} 1\n/, '413 counted');
+  t.match(metrics, /sluice_requests_total\{model="m",status="429"\} 1\n/, '429 counted');
+  for (const status of [403, 413, 429]) {
+    t.ok(
+      await waitFor(() => new RegExp(`"key":${JSON.stringify(key.id)},"method":"POST","path":"/v1/chat/completions","model":[^,]+,"status":${status},`).test(gw.output())),
+      `the ${status} is logged with the key id`,
+    );
+  }
+  t.notOk(gw.output().includes(key.secret) || metrics.includes(key.secret), 'no secret in the log or the metrics');
 });

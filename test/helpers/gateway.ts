@@ -33,7 +33,9 @@ export function writeConfig(config: unknown): string {
 
 export async function startGateway(t: Test, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<GatewayHandle> {
   // No store unless a test asks for one: tests run in parallel and must not share ./data.
-  const configPath = writeConfig({ listen: { host: '127.0.0.1', port: 0 }, workers: 2, store: { kind: 'none' }, ...config });
+  // No grace period on SIGTERM unless a test asks for one: tests stop gateways all the time.
+  const shutdown = { grace_ms: 0, ...(config.shutdown as object | undefined) };
+  const configPath = writeConfig({ listen: { host: '127.0.0.1', port: 0 }, workers: 2, store: { kind: 'none' }, ...config, shutdown });
   const p = await spawnCli(t, ['gateway', '--config', configPath, ...args], env, (m) => m.msg === 'gateway listening');
   return {
     ...p,
