@@ -1,9 +1,10 @@
 // npm run bench:reload — how many requests a config reload (SIGHUP) fails.
-// wrk drives the gateway (2 threads, 100 connections, 1 KB chat bodies, sink
-// wait 5 ms) while the gateway is reloaded every 2 s, twice over:
-//   keep-alive:       the connections stay open; the old workers answer their
-//                     last request with Connection: close and clients reconnect;
-//   new connections:  every request on a new connection (Connection: close),
+// 100 connections drive the gateway (1 KB chat bodies, sink wait 5 ms) while
+// it is reloaded every 2 s, twice over:
+//   keep-alive:       wrk; the connections stay open; the old workers answer
+//                     their last request with Connection: close and clients
+//                     reconnect;
+//   new connections:  a Node client sending every request on a new connection,
 //                     so connections sit in the accept queues when the old
 //                     workers close their listeners.
 // With SO_REUSEPORT, Linux resets the connections queued on a listener that
@@ -17,7 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnReady, jsonPort, stop } from './lib/procs.mjs';
-import { wrk } from './lib/wrk.mjs';
+import { request } from 'node:http';
+import { wrk, chatBody } from './lib/wrk.mjs';
 
 const SYSCTL = '/proc/sys/net/ipv4/tcp_migrate_req';
 const seconds = Number(process.env.BENCH_SECONDS ?? 12);
@@ -39,6 +41,49 @@ function writeSysctl(v) {
   } catch {
     return false;
   }
+}
+
+/**
+ * `concurrency` loops, each sending one request per new connection (wrk counts every connection
+ * the server closes after its response as a read error, so it cannot tell a reset from a close).
+ */
+async function newConnectionLoad(url, secret, seconds, concurrency = 100) {
+  const body = Buffer.from(chatBody(1024));
+  const headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'content-length': body.length, connection: 'close' };
+  const end = Date.now() + seconds * 1000;
+  const errors = {};
+  let ok = 0;
+  let non2xx = 0;
+  const one = () =>
+    new Promise((resolve) => {
+      const req = request(url, { method: 'POST', agent: false, headers }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode >= 200 && res.statusCode < 300) ok++;
+          else non2xx++;
+          resolve();
+        });
+        res.on('error', (e) => {
+          errors[e.code ?? 'other'] = (errors[e.code ?? 'other'] ?? 0) + 1;
+          resolve();
+        });
+      });
+      req.on('error', (e) => {
+        errors[e.code ?? 'other'] = (errors[e.code ?? 'other'] ?? 0) + 1;
+        resolve();
+      });
+      req.end(body);
+    });
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) await one();
+    }),
+  );
+  const failed = Object.values(errors).reduce((a, b) => a + b, 0);
+  const requests = ok + non2xx + failed;
+  const detail = failed === 0 ? 'none' : Object.entries(errors).map(([k, v]) => `${k} ${v}`).join(', ');
+  return { requests, rps: requests / ((Date.now() - started) / 1000), errors: failed + non2xx, non2xx, detail };
 }
 
 const original = readSysctl();
@@ -77,8 +122,15 @@ try {
       });
       let reloaded = 0;
       gw.proc.stdout.on('data', (d) => (reloaded += d.toString().split('"config reloaded"').length - 1));
-      const headers = { Authorization: `Bearer ${secret}`, ...(mode === 'new connections' ? { Connection: 'close' } : {}) };
-      const load = wrk({ url: `http://127.0.0.1:${gw.ready.port}/v1/chat/completions`, connections: 100, threads: 2, seconds, headers });
+      const url = `http://127.0.0.1:${gw.ready.port}/v1/chat/completions`;
+      const load =
+        mode === 'keep-alive'
+          ? wrk({ url, connections: 100, threads: 2, seconds, headers: { Authorization: `Bearer ${secret}` } }).then((r) => {
+              const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.raw);
+              const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.raw)?.[1] ?? 0);
+              return { ...r, non2xx, detail: sock ? `connect ${sock[1]}, read ${sock[2]}, write ${sock[3]}, timeout ${sock[4]}` : 'none' };
+            })
+          : newConnectionLoad(url, secret, seconds);
       const every = (seconds * 1000) / (reloads + 1);
       for (let i = 1; i <= reloads; i++) {
         await new Promise((r) => setTimeout(r, every));
@@ -87,9 +139,7 @@ try {
       }
       const r = await load;
       await stop(gw.proc);
-      const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.raw);
-      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.raw)?.[1] ?? 0);
-      results.push({ migrate, mode, requests: r.requests, rps: r.rps, reloaded, errors: r.errors, detail: sock ? `connect ${sock[1]}, read ${sock[2]}, write ${sock[3]}, timeout ${sock[4]}` : 'no socket errors', non2xx });
+      results.push({ migrate, mode, requests: r.requests, rps: r.rps, reloaded, errors: r.errors, detail: r.detail, non2xx: r.non2xx });
     }
   }
 } finally {
@@ -97,8 +147,8 @@ try {
   await stop(sink.proc);
 }
 
-console.log(`\nreload benchmark: wrk -c100 -t2 for ${seconds}s, a SIGHUP every ${((seconds / (reloads + 1))).toFixed(1)} s (${reloads}), sink wait 5 ms, all on this machine\n`);
-console.log('| tcp_migrate_req | connections      | requests | req/s | reloads done | failed | non-2xx | socket errors |');
+console.log(`\nreload benchmark: 100 connections (keep-alive: wrk -t2; new connections: a Node client, one request per connection) for ${seconds}s, a SIGHUP every ${((seconds / (reloads + 1))).toFixed(1)} s (${reloads}), sink wait 5 ms, all on this machine\n`);
+console.log('| tcp_migrate_req | connections      | requests | req/s | reloads done | failed | non-2xx | errors by kind |');
 console.log('|-----------------|------------------|---------:|------:|-------------:|-------:|--------:|---------------|');
 for (const r of results) {
   console.log(

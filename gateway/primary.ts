@@ -6,7 +6,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createLogger, flushLogs } from '../common/logger.js';
 import type { GatewayConfig } from './config/schema.js';
@@ -60,6 +60,15 @@ interface Generation {
   listening: Set<number>;
 }
 
+/** net.ipv4.tcp_migrate_req of this network namespace, or null where it cannot be read (kernel < 5.14). */
+function readMigrateReq(): number | null {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
 /** How long a reload's new workers may take to listen before the reload is given up. */
 const RELOAD_TIMEOUT_MS = 30_000;
 
@@ -108,6 +117,7 @@ export async function runPrimary(cfg: GatewayConfig, reload?: () => GatewayConfi
   let pending: Generation | null = null;
   let pendingTimer: NodeJS.Timeout | null = null;
   let reloadQueued = false;
+  let migrateWarned = false;
   const genOf = new Map<number, Generation>();
   /** Workers of an earlier generation, finishing their requests. */
   const retired = new Set<number>();
@@ -215,6 +225,13 @@ export async function runPrimary(cfg: GatewayConfig, reload?: () => GatewayConfi
       return;
     }
     logger.info({ generation: pending.id, workers: pending.count }, 'reloading: starting workers with the new config');
+    if (!migrateWarned && readMigrateReq() === 0) {
+      migrateWarned = true;
+      logger.warn(
+        { sysctl: 'net.ipv4.tcp_migrate_req' },
+        'net.ipv4.tcp_migrate_req is 0: connections queued on the old workers\' listeners when they close are reset; set it to 1 (README)',
+      );
+    }
     const gen = pending;
     for (let i = 0; i < gen.count; i++) fork(gen);
     pendingTimer = setTimeout(() => abortReload(`the new workers did not listen within ${RELOAD_TIMEOUT_MS} ms`), RELOAD_TIMEOUT_MS);
