@@ -231,3 +231,29 @@ t.test('an upstream response with both Transfer-Encoding and Content-Length is a
     t.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'upstream_error', 'an OpenAI-shaped error, not a 40,000-byte buffer');
   }
 });
+
+t.test("a large or chunked JSON response counts against the key's tokens per minute", async (t) => {
+  const up = await startUpstream(t);
+  const dbPath = join(mkdtempSync(join(tmpdir(), 'sluice-tpm-')), 'keys.db');
+  for (const name of ['big-json', 'chunked-json']) {
+    // A key whose minute holds less than one such response: the first is served, the next is over the limit.
+    const store = new SqliteKeyStore(dbPath);
+    const created = await store.createKey({ name: `tpm-${name}`, models: ['*'], tpm: 2000 });
+    await store.close();
+    const gw = await startGateway(t, { workers: 1, store: { kind: 'sqlite', path: dbPath }, models: { m: { upstreams: [{ url: up.url }] } } });
+    const send = () => request(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(created.secret), body: JSON.stringify({ model: 'm', scenario: name }) });
+    const first = await send();
+    t.equal(first.statusCode, 200, `${name}: the first response is served`);
+    await first.body.text();
+    let limited = 0;
+    // The usage is charged when the response ends: the next request in this minute is refused.
+    for (let i = 0; i < 3 && limited === 0; i++) {
+      const next = await send();
+      await next.body.text();
+      if (next.statusCode === 429) limited++;
+    }
+    t.equal(limited, 1, `${name}: its ${scenarios[name]!.prompt + scenarios[name]!.completion} tokens count against a tpm of 2000: 429`);
+    gw.proc.kill('SIGTERM');
+    await gw.exited;
+  }
+});
