@@ -8,8 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
-import { errorBody, typeForStatus } from '../common/openai-error.js';
+import { readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../common/http-guard.js';
 import { parseSpec, publicSpec, SpecError, type RunSpec } from './spec.js';
 import { runLoad, type Progress } from './run.js';
 import { percentileCurve, type LoadgenResult } from './result.js';
@@ -46,22 +45,6 @@ interface Entry {
   bench: Benchmark;
   abort: AbortController;
   listeners: Set<ServerResponse>;
-}
-
-/**
- * Whether a Host header names this server: an IP literal, localhost, or the
- * address it listens on. Any other name may be an attacker's, re-pointed at
- * this address (DNS rebinding).
- */
-export function hostAllowed(host: string, listenHost: string): boolean {
-  if (!/^[A-Za-z0-9.:[\]_-]+$/.test(host)) return false;
-  let hostname: string;
-  try {
-    hostname = new URL(`http://${host}`).hostname;
-  } catch {
-    return false;
-  }
-  return isIP(hostname.replace(/^\[(.*)\]$/, '$1')) !== 0 || hostname === 'localhost' || hostname === listenHost.toLowerCase();
 }
 
 export class LoadgenServer {
@@ -110,48 +93,17 @@ export class LoadgenServer {
   }
 
   private send(res: ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+    sendJson(res, status, body);
   }
 
   private fail(res: ServerResponse, status: number, message: string, code: string, param: string | null = null): void {
-    const text = errorBody(message, typeForStatus(status), code, param);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-  }
-
-  /**
-   * A browser page from another site must not drive this API. DNS rebinding
-   * (a name the attacker controls, re-pointed at 127.0.0.1) makes its
-   * requests same-origin to the browser but leaves the attacker's name in
-   * Host: only an IP literal, localhost or the address we listen on is ours.
-   * A cross-site request carries an Origin that is not ours. (A cross-site
-   * form or no-cors fetch cannot send Content-Type: application/json, which
-   * POST requires, without a CORS preflight, which this server never grants.)
-   */
-  private refuse(req: IncomingMessage): { status: number; message: string; code: string } | null {
-    const host = req.headers.host;
-    if (host !== undefined && !hostAllowed(host, this.listenHost)) {
-      return { status: 403, message: 'The Host header does not name this server: it answers only to an IP address, localhost or the address it listens on (--host).', code: 'forbidden_host' };
-    }
-    const origin = req.headers.origin;
-    if (origin !== undefined) {
-      let ours = false;
-      try {
-        ours = host !== undefined && new URL(origin).origin === new URL(`http://${host}`).origin;
-      } catch {
-        ours = false;
-      }
-      if (!ours) return { status: 403, message: 'Cross-origin requests are not allowed: the Origin header is not this server.', code: 'forbidden_origin' };
-    }
-    return null;
+    sendError(res, status, message, code, param);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
-    const refused = this.refuse(req);
+    const refused = refuseCrossSite(req, this.listenHost);
     if (refused) return this.fail(res, refused.status, refused.message, refused.code);
     const asset = STATIC[path];
     if (asset && (method === 'GET' || method === 'HEAD')) {
@@ -190,30 +142,6 @@ export class LoadgenServer {
     this.fail(res, 404, `Unknown request URL: ${method} ${path}`, 'unknown_url');
   }
 
-  /** The body, or null when it is larger than MAX_BODY (the rest is read and dropped). */
-  private readBody(req: IncomingMessage): Promise<Buffer | null> {
-    return new Promise((resolve, reject) => {
-      const declared = Number(req.headers['content-length']);
-      if (declared > MAX_BODY) {
-        req.resume();
-        resolve(null);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        if (size > MAX_BODY) return;
-        size += c.length;
-        if (size > MAX_BODY) {
-          chunks.length = 0;
-          resolve(null);
-        } else chunks.push(c);
-      });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', reject);
-    });
-  }
-
   private parseJson(body: Buffer): unknown {
     try {
       return JSON.parse(body.toString('utf8'));
@@ -223,12 +151,12 @@ export class LoadgenServer {
   }
 
   private async create(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') {
+    const notJson = refuseNonJson(req);
+    if (notJson) {
       res.setHeader('connection', 'close');
-      return this.fail(res, 415, 'The request body must be JSON, sent with Content-Type: application/json.', 'unsupported_media_type', 'Content-Type');
+      return this.fail(res, notJson.status, notJson.message, notJson.code, notJson.param);
     }
-    const body = await this.readBody(req);
+    const body = await readBodyLimited(req, MAX_BODY);
     if (body === null) {
       res.setHeader('connection', 'close');
       return this.fail(res, 413, `The request body exceeds ${MAX_BODY} bytes.`, 'request_too_large', 'body');
@@ -306,3 +234,5 @@ export class LoadgenServer {
     req.on('close', () => entry.listeners.delete(res));
   }
 }
+
+export { hostAllowed } from '../common/http-guard.js';
