@@ -7,6 +7,7 @@ import { registerLoadgenCommand } from './loadgen/command.js';
 import { registerGatewayCommand } from './gateway/command.js';
 import { registerKeysCommand } from './gateway/keys-command.js';
 import { registerBenchCommand } from './orchestrator/command.js';
+import { registerOrchestratorCommand } from './orchestrator/daemon/command.js';
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -25,6 +26,7 @@ registerGatewayCommand(program);
 registerKeysCommand(program);
 registerLoadgenCommand(program);
 registerBenchCommand(program);
+registerOrchestratorCommand(program);
 
 // A command that only groups others (sluice, sluice loadgen, sluice keys) run
 // without one of them is a usage error: one line and exit 2, not the help page.

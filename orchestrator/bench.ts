@@ -63,6 +63,18 @@ export async function bench(o: BenchOptions): Promise<void> {
     process.stdout.write(o.matrix === undefined && o.systems === undefined && o.repeat === undefined && !o.full ? DEFAULT_MATRIX_YAML : (await import('yaml')).stringify(matrix));
     return;
   }
+  if (o.daemon === undefined && (o.detach || o.label !== undefined)) {
+    process.stderr.write(`error: ${o.detach ? '--detach' : '--label'} needs --daemon URL\n`);
+    process.exit(2);
+  }
+  if (o.daemon !== undefined) {
+    if (o.compare !== undefined) {
+      process.stderr.write('error: --compare: not with --daemon; compare daemon runs with sluice orchestrator compare BASE HEAD\n');
+      process.exit(2);
+    }
+    const { benchOnDaemon } = await import('./daemon/client.js');
+    process.exit(await benchOnDaemon(matrix, { url: o.daemon, tokenEnv: 'SLUICE_ORCHESTRATOR_TOKEN', detach: o.detach, label: o.label }));
+  }
   if (o.failOnRegression && o.compare === undefined) {
     process.stderr.write('error: --fail-on-regression needs --compare BASE\n');
     process.exit(2);

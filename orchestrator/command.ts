@@ -21,6 +21,9 @@ export interface BenchOptions {
   peersDir?: string;
   compare?: string;
   failOnRegression: boolean;
+  daemon?: string;
+  detach: boolean;
+  label?: string;
 }
 
 export function registerBenchCommand(program: Command): void {
@@ -43,6 +46,9 @@ export function registerBenchCommand(program: Command): void {
     .option('--peers-dir <dir>', 'where peers are installed (default $SLUICE_PEERS_DIR, or ~/.cache/sluice/peers)')
     .option('--compare <results>', 'compare this run with an earlier one (its results folder or results.json): print each change, mark regressions and improvements')
     .option('--fail-on-regression', 'with --compare: exit 1 when the comparison finds a regression', false)
+    .option('--daemon <url>', 'submit the matrix to a daemon (sluice orchestrator serve) and follow it there; token in $SLUICE_ORCHESTRATOR_TOKEN')
+    .option('--detach', 'with --daemon: print the run id and return', false)
+    .option('--label <label>', 'with --daemon: a label for the run in the history')
     .action(async (o: BenchOptions) => {
       const { bench } = await import('./bench.js');
       await bench(o);

@@ -45,7 +45,7 @@ export const resultsSchema = {
     version: { const: 1 },
     startedAt: { type: 'string', format: 'date-time' },
     finishedAt: { type: 'string' },
-    status: { enum: ['completed', 'canceled', 'failed'] },
+    status: { enum: ['completed', 'canceled', 'failed', 'interrupted'] },
     error: { type: 'string' },
     matrix: matrixSchema,
     environment: {

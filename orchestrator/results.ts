@@ -49,8 +49,8 @@ export interface Results {
   version: typeof RESULTS_VERSION;
   startedAt: string;
   finishedAt: string;
-  /** completed, or canceled / failed with what finished kept. */
-  status: 'completed' | 'canceled' | 'failed';
+  /** completed, or canceled / failed / interrupted (the daemon stopped during the run) with what finished kept. */
+  status: 'completed' | 'canceled' | 'failed' | 'interrupted';
   error?: string;
   matrix: Matrix;
   environment: Environment;

@@ -44,6 +44,8 @@ export interface RunOptions {
   workDir: string;
   peersDir: string;
   onEvent?: (e: RunEvent) => void;
+  /** Called with the results so far each time a cell or sweep is recorded (the daemon persists them). */
+  onRecorded?: (r: Results) => void;
   signal?: AbortSignal;
 }
 
@@ -100,6 +102,7 @@ function sinkArgs(s: Scenario): string[] {
 export async function runMatrix(opts: RunOptions): Promise<Results> {
   const { matrix: m, host, signal } = opts;
   const emit = opts.onEvent ?? (() => undefined);
+  const recorded = (): void => opts.onRecorded?.(results);
   const units = plan(m);
   emit({ type: 'plan', units });
   const results: Results = {
@@ -139,6 +142,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
             if (s.sweep) results.sweeps.push({ scenario: s.name, system: name, steps: [], skipped: reason });
             else for (let r = 0; r < count; r++) results.cells.push({ scenario: s.name, system: name, repetition: r, skipped: reason });
             unit += count;
+            recorded();
           };
           const why = await mod.unavailable(ctx);
           if (why !== null) {
@@ -159,6 +163,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
               const label = `${s.name} · ${name} · sweep`;
               emit({ type: 'start', unit, label });
               results.sweeps.push(await sweep(loadgen, m, s, name, sys, baselineP99, (p) => emit({ type: 'progress', unit, label, progress: p }), signal));
+              recorded();
               emit({ type: 'done', unit, label });
               unit++;
             } else {
@@ -169,6 +174,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
                 const cell = await measure(loadgen, loadSpec(m, s, sys), sys, (p) => emit({ type: 'progress', unit, label, progress: p }), signal);
                 check();
                 results.cells.push({ scenario: s.name, system: name, repetition: r, ...cell });
+                recorded();
                 emit({ type: 'done', unit, label });
                 unit++;
               }

@@ -8,7 +8,7 @@ import { E, type ErrorKind } from '../errors.js';
 import type { GatewayContext } from './context.js';
 import type { StoredKey } from '../store/types.js';
 import { decodePathSegment } from './paths.js';
-import { bearerMatches, tokenDigest } from '../auth/bearer-token.js';
+import { bearerMatches, tokenDigest } from '../../common/bearer-token.js';
 
 const ajv = new Ajv({ allErrors: false });
 const validateNewKey = ajv.compile<{ name: string; models?: string[]; rpm?: number; tpm?: number; expires_at?: number }>({

@@ -14,7 +14,7 @@ import { stringifyOrNull } from '../../common/json.js';
 import { allowsModel, type KeyRecord } from '../auth/types.js';
 import type { AuthResult } from '../auth/key-cache.js';
 import { E, type ErrorKind } from '../errors.js';
-import { bearerMatches, tokenDigest } from '../auth/bearer-token.js';
+import { bearerMatches, tokenDigest } from '../../common/bearer-token.js';
 import { ProxyExchange } from '../proxy/exchange.js';
 import type { GatewayContext } from './context.js';
 import { handleAdmin } from './admin.js';

@@ -170,7 +170,7 @@ class Report {
     const status =
       r.status === 'completed'
         ? `<p class="status completed">Completed</p>`
-        : `<p class="status ${r.status}">${r.status === 'canceled' ? 'Canceled' : 'Failed'}${r.error ? `: ${esc(r.error)}` : ''}. The tables and charts hold what finished.</p>`;
+        : `<p class="status ${r.status}">${r.status === 'canceled' ? 'Canceled' : r.status === 'interrupted' ? 'Interrupted' : 'Failed'}${r.error ? `: ${esc(r.error)}` : ''}. The tables and charts hold what finished.</p>`;
     const env: Array<[string, string]> = [
       ['CPU', `${e.cpuModel}, ${e.cores} cores`],
       ['Memory', `${e.memoryGiB} GiB`],

@@ -1,4 +1,4 @@
-// Operator tokens (admin API, /metrics) compared in constant time: both sides
+// Operator tokens (the gateway's admin API and /metrics, the orchestrator daemon) compared in constant time: both sides
 // are hashed first, so neither the length nor a prefix of the token leaks
 // through timing.
 import { createHash, timingSafeEqual } from 'node:crypto';

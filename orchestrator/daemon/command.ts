@@ -1,0 +1,69 @@
+// `sluice orchestrator serve|runs|show|cancel|compare`. Only the flags live
+// here: every sluice process registers every command, so the daemon and its
+// client are loaded when one of these runs.
+import { type Command, InvalidArgumentError } from 'commander';
+import { integer, port } from '../../common/cli-args.js';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  data?: string;
+  tokenEnv?: string;
+  allowCommands: boolean;
+  peersDir?: string;
+}
+
+export interface ClientOptions {
+  url: string;
+  tokenEnv: string;
+}
+
+const envName = (v: string): string => {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)) throw new InvalidArgumentError('must be the name of an environment variable.');
+  return v;
+};
+
+export function registerOrchestratorCommand(program: Command): void {
+  const o = program.command('orchestrator').description('the benchmarking daemon: queued matrix runs, history, comparisons, schedules, a web page');
+  o.command('serve')
+    .description('run the daemon: REST API, run queue, SQLite history and the web page')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0: any free port; the first stdout line is JSON with it)', port, 8095)
+    .option('--data <dir>', 'where the history is kept (default $SLUICE_DATA_DIR/orchestrator, or ./data/orchestrator)')
+    .option('--token-env <name>', 'environment variable holding a bearer token every API request must carry (required beyond loopback)', envName)
+    .option('--allow-commands', 'run the start commands of custom systems in submitted matrices (shell commands: only for a daemon no one else can reach)', false)
+    .option('--peers-dir <dir>', 'where peers are installed (default $SLUICE_PEERS_DIR, or ~/.cache/sluice/peers)')
+    .action(async (opts: ServeOptions) => {
+      const { serve } = await import('./main.js');
+      await serve(opts, (msg) => program.error(`error: ${msg}`, { exitCode: 2 }));
+    });
+  const client = (cmd: Command): Command =>
+    cmd
+      .option('--url <url>', 'the daemon', 'http://127.0.0.1:8095')
+      .option('--token-env <name>', 'environment variable holding the daemon\'s token', envName, 'SLUICE_ORCHESTRATOR_TOKEN');
+  client(o.command('runs').description('list runs, newest first'))
+    .option('--status <status>', 'only runs with this status')
+    .option('--label <label>', 'only runs with this label')
+    .option('--limit <n>', 'how many', integer(1, 100), 20)
+    .option('--json', 'print the JSON answer', false)
+    .action(async (opts: ClientOptions & { status?: string; label?: string; limit: number; json: boolean }) => {
+      const c = await import('./client.js');
+      await c.listRuns(opts);
+    });
+  client(o.command('show').description('a run: status, progress and its tables').argument('<id>'))
+    .option('--json', 'print the JSON answer', false)
+    .action(async (id: string, opts: ClientOptions & { json: boolean }) => {
+      const c = await import('./client.js');
+      await c.showRun(id, opts);
+    });
+  client(o.command('cancel').description('cancel a queued or running run').argument('<id>')).action(async (id: string, opts: ClientOptions) => {
+    const c = await import('./client.js');
+    await c.cancelRun(id, opts);
+  });
+  client(o.command('compare').description('compare two runs cell by cell; exit 1 when the head regressed').argument('<base>').argument('<head>'))
+    .option('--json', 'print the JSON answer', false)
+    .action(async (base: string, head: string, opts: ClientOptions & { json: boolean }) => {
+      const c = await import('./client.js');
+      await c.compareRuns(base, head, opts);
+    });
+}

@@ -1,0 +1,1 @@
+/* the daemon's page */
