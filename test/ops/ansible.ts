@@ -44,6 +44,7 @@ export function ansibleEnv(home: string): NodeJS.ProcessEnv {
     ANSIBLE_LOAD_CALLBACK_PLUGINS: '0',
     ANSIBLE_DEPRECATION_WARNINGS: '1',
     ANSIBLE_PYTHON_INTERPRETER: '/usr/bin/python3',
+    ANSIBLE_PIPELINING: '1',
     ANSIBLE_LOCALHOST_WARNING: '0',
     ANSIBLE_INVENTORY_UNPARSED_WARNING: '0',
     // The load generator's web page check in site.yml uses loopback only.

@@ -154,4 +154,33 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   t.equal(second.recap.localhost?.changed, 0, 'and reports changed=0');
   if (second.code !== 0 || second.recap.localhost?.changed !== 0) t.comment(tail(second.output.split('\n').filter((l) => /changed:|failed|fatal/.test(l)).join('\n'), 40));
   t.equal(readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8'), pidsBefore, 'the gateway was not restarted');
+
+  // rollout.yml, forced to restart: the gateway drains (/readyz 503 or closed), a new one starts and serves.
+  const roll = await runPlaybook(['-i', inventory, '-e', `@${vars}`, '-e', '{"gateway_force_restart": true}', 'rollout.yml'], env);
+  t.comment(`rollout.yml: ${(roll.ms / 1000).toFixed(1)} s`);
+  t.equal(roll.code, 0, 'rollout.yml succeeds');
+  if (roll.code !== 0) t.comment(tail(roll.output, 60));
+  t.match(roll.output, /TASK \[sluice_service : Wait until it is out of service[^\n]*\n(ok|changed): \[localhost\]/, 'it waited for the old gateway to go out of service');
+  const pidAfter = readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8');
+  t.not(pidAfter, pidsBefore, 'the gateway was restarted');
+  t.ok(alive(Number(pidAfter)), 'and runs');
+  const again = await fetch(`http://127.0.0.1:${gatewayPort}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+  t.equal(again.status, 200, 'the new gateway serves');
+  await again.arrayBuffer();
+
+  // A host that fails stops the roll-out: the second host is never touched.
+  const twoHosts = join(dir, 'two-hosts.yml');
+  writeFileSync(twoHosts, JSON.stringify({
+    all: {
+      hosts: { localhost: { ansible_connection: 'local' }, 'sut-b': { ansible_connection: 'local' } },
+      children: { sut: { hosts: { localhost: {}, 'sut-b': {} } } },
+    },
+  }));
+  const failing = await runPlaybook(['-i', twoHosts, '-e', `@${vars}`, '-e', '{"gateway_check_key": "sk-not-a-key"}', 'rollout.yml'], env);
+  t.not(failing.code, 0, 'a roll-out whose check request fails exits non-zero');
+  t.match(failing.output, /Send one real request with a key through the gateway[\s\S]*fatal: \[localhost\]/, 'it failed at the request check');
+  t.notMatch(failing.output, /\[sut-b\]/, 'the second host was not touched');
+  t.notOk(failing.recap['sut-b'] && failing.recap['sut-b'].ok > 0, 'no task ran on it');
+  const still = await fetch(`http://127.0.0.1:${gatewayPort}/readyz`);
+  t.equal(still.status, 200, 'the first host still serves');
 });

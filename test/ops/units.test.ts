@@ -108,9 +108,14 @@ t.test('the rendered units verify, rate OK and carry the hardening', { skip: mis
 t.test('systemd-analyze verify is not silenced: a broken unit fails it', { skip: missing }, async (t) => {
   const dir = scratch(t, 'units-bad');
   const file = join(dir, 'sluice-broken.service');
-  writeFileSync(file, '[Service]\nExecStart=/nonexistent/node cli.js\nProtectSystem=sometimes\n');
+  writeFileSync(file, '[Service]\nExecStart=/nonexistent/node cli.js\n');
   const verify = run(SYSTEMD_ANALYZE, ['verify', file]);
-  t.not(verify.code, 0, 'exit code is not 0');
-  t.match(verify.stderr, /not executable|No such file/, 'names the missing executable');
-  t.match(verify.stderr, /ProtectSystem/, 'names the bad value');
+  t.not(verify.code, 0, 'a missing executable: exit code is not 0');
+  t.match(verify.stderr, /not executable|No such file/, 'and it is named');
+  // Bad values and unknown keys are only warnings (exit 0): the empty stderr is what catches them.
+  const typo = join(dir, 'sluice-typo.service');
+  writeFileSync(typo, `[Service]\nExecStart=${process.execPath} cli.js\nProtectSystem=sometimes\nProtectKernelTunable=yes\n`);
+  const warned = run(SYSTEMD_ANALYZE, ['verify', typo]);
+  t.match(warned.stderr, /protect system value/i, 'a bad value is on stderr');
+  t.match(warned.stderr, /Unknown key 'ProtectKernelTunable'/, 'and so is a misspelt directive');
 });
