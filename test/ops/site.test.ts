@@ -1,8 +1,11 @@
 // A real run of ansible/site.yml against this machine (ansible_connection=local)
-// into a temporary prefix: the app from `npm pack`, the sink, the gateway and
-// the load generator started without systemd (sluice_service_manager: direct,
-// the roles' test-only mode), each answering; one authenticated request
-// through the gateway to the sink; then a second run that changes nothing.
+// into a temporary prefix: the app from `npm pack`, the sink, the gateway,
+// the load generator (and the orchestrator daemon, where dist/ has it)
+// started without systemd (sluice_service_manager: direct, the roles'
+// test-only mode), each answering; one authenticated request
+// through the gateway to the sink; then a second run that changes nothing;
+// then rollout.yml: a forced restart that waits for the old gateway to go out
+// of service, and a failing roll-out that stops before the next host.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -67,6 +70,16 @@ function localPrebuilds(dir: string): Record<string, string> {
   return { npm_config_better_sqlite3_local_prebuilds: out };
 }
 
+/** Whether the built CLI has the orchestrator daemon. */
+function orchestratorExists(): boolean {
+  try {
+    execFileSync(process.execPath, [join(REPO, 'dist', 'cli.js'), 'orchestrator', 'serve', '--help'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const skip = missingTools(PLAYBOOK, '/sbin/start-stop-daemon') || (isRoot ? false : 'the roles install files owned by root: run as root');
 
@@ -75,7 +88,10 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   const prefix = join(dir, 'root');
   const runDir = join(prefix, 'var', 'lib', 'sluice', 'run');
   t.teardown(() => stopAll(runDir));
-  const [sinkPort, gatewayPort, loadgenPort] = [await freePort(), await freePort(), await freePort()];
+  const [sinkPort, gatewayPort, loadgenPort, orchestratorPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // `sluice orchestrator serve` is newer than the roles: its unit is always installed, it is started only where it exists.
+  const daemon = orchestratorExists();
+  if (!daemon) t.comment('dist/ has no `sluice orchestrator serve`: its unit is installed, not started');
   const key = `sk-site-test-${process.pid}-${Date.now()}`;
   const inventory = join(dir, 'hosts.yml');
   const groups = Object.fromEntries(['sink', 'sut', 'source', 'orchestrator'].map((g) => [g, { hosts: { localhost: {} } }]));
@@ -108,7 +124,8 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
     gateway_shutdown_grace_ms: grace ? 300 : null,
     gateway_drain_timeout_ms: 2000,
     loadgen_port: loadgenPort,
-    orchestrator_start: false, // `sluice orchestrator serve` may not exist yet: its unit only
+    orchestrator_port: orchestratorPort,
+    orchestrator_start: daemon,
   }));
   const args = ['-i', inventory, '-e', `@${vars}`, 'site.yml'];
   const env = ansibleEnv(dir);
@@ -141,8 +158,12 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   t.ok(stats.requests >= 2, `the sink saw the role's check request and ours (${stats.requests})`);
 
   t.ok(existsSync(join(prefix, 'etc', 'systemd', 'system', 'sluice-orchestrator.service')), "the orchestrator's unit is installed");
-  t.notOk(existsSync(join(runDir, 'sluice-orchestrator.pid')), 'but not started (orchestrator_start: false)');
-  for (const name of ['sluice-sink', 'sluice-gateway', 'sluice-loadgen']) {
+  if (daemon) {
+    t.equal((await fetch(`http://127.0.0.1:${orchestratorPort}/healthz`)).status, 200, 'the orchestrator answers /healthz');
+  } else {
+    t.notOk(existsSync(join(runDir, 'sluice-orchestrator.pid')), 'but not started (orchestrator_start: false)');
+  }
+  for (const name of ['sluice-sink', 'sluice-gateway', 'sluice-loadgen', ...(daemon ? ['sluice-orchestrator'] : [])]) {
     const pid = Number(readFileSync(join(runDir, `${name}.pid`), 'utf8'));
     t.ok(alive(pid), `${name} runs (pid ${pid})`);
   }
