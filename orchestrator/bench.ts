@@ -9,6 +9,8 @@ import type { Matrix } from './matrix/types.js';
 import { defaultPeersDir, installPeers } from './peers.js';
 import { benchProgress } from './progress.js';
 import { LocalHost } from './providers/local.js';
+import { NetnsHost, NetnsUnavailable } from './providers/netns.js';
+import type { Host } from './providers/types.js';
 import { compareResults, formatComparison, loadResults, ResultsFileError } from './report/compare.js';
 import { reportHtml } from './report/html.js';
 import { formatTables } from './report/tables.js';
@@ -92,16 +94,37 @@ export async function bench(o: BenchOptions): Promise<void> {
       throw err;
     }
   }
-  const code = await runBench(matrix, o, base);
+  if (o.provider !== 'netns' && (o.linkDelayMs !== undefined || o.linkRate !== undefined)) {
+    process.stderr.write(`error: ${o.linkDelayMs !== undefined ? '--link-delay-ms' : '--link-rate'} needs --provider netns\n`);
+    process.exit(2);
+  }
+  let host: Host;
+  try {
+    host = createHost(o);
+  } catch (err) {
+    if (err instanceof NetnsUnavailable) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const code = await runBench(matrix, o, host, base);
   process.exit(code);
 }
 
+/** Where the run's roles go (--provider); a netns host is set up here (exit 2 when the machine forbids it). */
+function createHost(o: BenchOptions): Host {
+  if (o.provider !== 'netns') return new LocalHost();
+  const h = new NetnsHost({ linkDelayMs: o.linkDelayMs, linkRate: o.linkRate, log: (l) => process.stderr.write(l + '\n') });
+  h.setup();
+  return h;
+}
+
 /** Runs the matrix, prints the tables, writes the results folder; returns the exit code. */
-async function runBench(matrix: Matrix, o: BenchOptions, base?: Results): Promise<number> {
+async function runBench(matrix: Matrix, o: BenchOptions, host: Host, base?: Results): Promise<number> {
   const startedAt = new Date();
   const out = resultsDir(resolve(o.out), startedAt);
   const workDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
-  const host = new LocalHost();
   const abort = new AbortController();
   let signal: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -6,7 +6,7 @@
 // workers too) registers every command, so the run itself (./bench.js, with
 // undici, the report, the schemas) is loaded only when `sluice bench` runs.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { integer, list } from '../common/cli-args.js';
+import { integer, list, number } from '../common/cli-args.js';
 import { BUILTIN_SYSTEMS } from './matrix/types.js';
 
 export interface BenchOptions {
@@ -16,6 +16,8 @@ export interface BenchOptions {
   systems?: string[];
   repeat?: number;
   provider: string;
+  linkDelayMs?: number;
+  linkRate?: string;
   out: string;
   installPeers: boolean;
   peersDir?: string;
@@ -36,11 +38,18 @@ export function registerBenchCommand(program: Command): void {
     .option('--systems <names>', `systems to run, comma-separated (${BUILTIN_SYSTEMS.join(', ')}, or custom ones of the matrix)`, list)
     .option('--repeat <n>', 'repetitions of every cell (the tables show the median and the spread)', integer(1, 100))
     .addOption(
-      new Option('--provider <name>', 'where source, system and sink run').choices(['local']).default('local').argParser((v) => {
-        if (v !== 'local') throw new InvalidArgumentError(`"${v}" is not a provider here; the providers are: local.`);
-        return v;
-      }),
+      new Option('--provider <name>', 'where source, system and sink run: local (processes on loopback) or netns (a network namespace each, root)')
+        .default('local')
+        .argParser((v) => {
+          if (v !== 'local' && v !== 'netns') throw new InvalidArgumentError(`"${v}" is not a provider here; the providers are: local, netns.`);
+          return v;
+        }),
     )
+    .option('--link-delay-ms <ms>', 'with --provider netns: one-way delay added on every link (tc netem)', number(0, 10_000))
+    .option('--link-rate <rate>', 'with --provider netns: the rate of every link (tc netem, e.g. 1gbit, 100mbit)', (v) => {
+      if (!/^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$/i.test(v)) throw new InvalidArgumentError('must be a tc rate such as 1gbit or 100mbit.');
+      return v;
+    })
     .option('--out <dir>', 'where results/<UTC timestamp>/ goes', 'results')
     .option('--install-peers', 'install the peer gateways (Portkey; nginx with apt-get as root) into --peers-dir and exit', false)
     .option('--peers-dir <dir>', 'where peers are installed (default $SLUICE_PEERS_DIR, or ~/.cache/sluice/peers)')

@@ -133,7 +133,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
           const mod = systemModule(name, m);
           const dir = join(opts.workDir, s.name, name);
           mkdirSync(dir, { recursive: true });
-          const ctx: SystemContext = { sink: sink.endpoint, dir, cli: host.cli, procs: host.procs, cores: host.cores, peersDir: opts.peersDir, model: m.model };
+          const ctx: SystemContext = { sink: sink.endpoint, dir, cli: host.cli, procs: host.procs, cores: host.cores, peersDir: opts.peersDir, model: m.model, host: host.sutAddress };
           const count = s.sweep ? 1 : m.repetitions;
           const skip = (reason: string): void => {
             emit({ type: 'skip', system: name, scenario: s.name, reason });

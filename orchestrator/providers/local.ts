@@ -12,6 +12,7 @@ export class LocalHost implements Host {
   readonly cli = [process.execPath, CLI];
   readonly procs = new ProcessSet();
   readonly cores = availableParallelism();
+  readonly sutAddress = '127.0.0.1';
   private loadgenProc: Started | null = null;
 
   async loadgen(): Promise<string> {

@@ -2,7 +2,7 @@
 // stopping one stops everything it forked (nginx's workers, a custom
 // system's shell and its children) and nothing is left behind on success,
 // failure or Ctrl-C.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { alive, descendants } from '../../common/procs.js';
 
@@ -31,11 +31,29 @@ export class ProcessError extends Error {
   override name = 'ProcessError';
 }
 
+/** How a provider runs a command on its host (a netns host: `ip netns exec NS taskset -c CPUS cmd args`). */
+export type CommandWrapper = (cmd: string, args: string[]) => [string, string[]];
+
 export class ProcessSet {
   private readonly running = new Set<Started>();
 
+  constructor(private readonly wrap?: CommandWrapper) {}
+
+  /** Runs a short command on this host to its end (as start() would run it); rejects with its stderr when it fails. */
+  exec(command: string, commandArgs: string[]): Promise<{ stdout: string; stderr: string }> {
+    const [cmd, args] = this.wrap ? this.wrap(command, commandArgs) : [command, commandArgs];
+    return new Promise((resolve, reject) => {
+      execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => {
+        if (err) reject(Object.assign(err, { stderr }));
+        else resolve({ stdout, stderr });
+      });
+    });
+  }
+
   /** Starts `cmd args` in its own process group and waits for it to be ready. */
-  async start(name: string, cmd: string, args: string[], opts: StartOptions = {}): Promise<Started> {
+  async start(name: string, command: string, commandArgs: string[], opts: StartOptions = {}): Promise<Started> {
+    // The wrappers exec the command (ip netns exec, taskset): the pid is the command's own.
+    const [cmd, args] = this.wrap ? this.wrap(command, commandArgs) : [command, commandArgs];
     const proc = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const lines: string[] = [];
     const keep = (l: string): void => {

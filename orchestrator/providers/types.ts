@@ -17,6 +17,8 @@ export interface Host {
   readonly procs: ProcessSet;
   /** CPU cores of the system-under-test host. */
   readonly cores: number;
+  /** The address systems listen on, which the source reaches. */
+  readonly sutAddress: string;
   /** The origin of the load generator's REST API on the source host (started on first use). */
   loadgen(): Promise<string>;
   /** A fresh sink with these flags on the sink host. */

@@ -9,9 +9,9 @@ import type { RunningSystem, SystemModule } from './types.js';
 
 const READY_TIMEOUT_MS = 60_000;
 
-/** Replaces {sink_url}, {sink_origin}, {sink_host}, {sink_port} and {port} in a template. */
+/** Replaces {sink_url}, {sink_origin}, {sink_host}, {sink_port}, {host} and {port} in a template. */
 function fill(template: string, vars: Record<string, string>): string {
-  return template.replace(/\{(sink_url|sink_origin|sink_host|sink_port|port)\}/g, (_, k: string) => vars[k]!);
+  return template.replace(/\{(sink_url|sink_origin|sink_host|sink_port|host|port)\}/g, (_, k: string) => vars[k]!);
 }
 
 async function waitReady(url: string, exited: () => boolean): Promise<void> {
@@ -42,6 +42,7 @@ export function customSystem(name: string, c: CustomSystem): SystemModule {
         sink_origin: ctx.sink.origin,
         sink_host: ctx.sink.host,
         sink_port: String(ctx.sink.port),
+        host: ctx.host,
         port: String(await freePort()),
       };
       const url = fill(c.url, vars).replace(/\/+$/, '');

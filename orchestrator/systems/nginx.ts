@@ -12,7 +12,7 @@ import type { SystemModule } from './types.js';
 const run = promisify(execFile);
 export const NGINX = '/usr/sbin/nginx';
 
-function config(dir: string, port: number, sinkHost: string, sinkPort: number, key: string, workers: number): string {
+function config(dir: string, host: string, port: number, sinkHost: string, sinkPort: number, key: string, workers: number): string {
   return `worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -38,7 +38,7 @@ http {
     keepalive 512;
   }
   server {
-    listen 127.0.0.1:${port} reuseport;
+    listen ${host}:${port} reuseport;
     location / {
       # The type of our own 401 (proxied answers keep the sink's).
       default_type application/json;
@@ -68,12 +68,13 @@ export const nginx: SystemModule = {
     const dir = join(ctx.dir, 'nginx');
     mkdirSync(dir, { recursive: true });
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, config(dir, port, ctx.sink.host, ctx.sink.port, key, ctx.cores));
+    writeFileSync(conf, config(dir, ctx.host, port, ctx.sink.host, ctx.sink.port, key, ctx.cores));
     const { stderr } = await run(NGINX, ['-v']);
     const version = stderr.trim().replace(/^nginx version:\s*/, '');
     // -t first: a config error is one line, not a wait for a port that never opens.
     try {
-      await run(NGINX, ['-t', '-q', '-e', join(dir, 'error.log'), '-c', conf]);
+      // On the system's host: -t binds the listen address.
+      await ctx.procs.exec(NGINX, ['-t', '-q', '-e', join(dir, 'error.log'), '-c', conf]);
     } catch (err) {
       throw new Error(`nginx refused its config: ${String((err as { stderr?: string }).stderr ?? err).trim().split('\n')[0]}`);
     }
@@ -82,7 +83,7 @@ export const nginx: SystemModule = {
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        const r = await fetch(`http://127.0.0.1:${port}/`, { headers: { authorization: 'Bearer -' } });
+        const r = await fetch(`http://${ctx.host}:${port}/`, { headers: { authorization: 'Bearer -' } });
         await r.arrayBuffer();
         break;
       } catch {
@@ -93,6 +94,6 @@ export const nginx: SystemModule = {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    return { url: `http://127.0.0.1:${port}/v1`, key, headers: {}, pids: [proc.pid], version, stop: () => ctx.procs.stop(proc) };
+    return { url: `http://${ctx.host}:${port}/v1`, key, headers: {}, pids: [proc.pid], version, stop: () => ctx.procs.stop(proc) };
   },
 };

@@ -33,7 +33,7 @@ export const portkey: SystemModule = {
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        const r = await request(`http://127.0.0.1:${port}/`);
+        const r = await request(`http://${ctx.host}:${port}/`);
         await r.body.dump();
         if (r.statusCode === 200) break;
       } catch {
@@ -46,7 +46,7 @@ export const portkey: SystemModule = {
       await new Promise((r) => setTimeout(r, 50));
     }
     return {
-      url: `http://127.0.0.1:${port}/v1`,
+      url: `http://${ctx.host}:${port}/v1`,
       key: 'sk-portkey-bench',
       headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': ctx.sink.url },
       pids: [proc.pid],

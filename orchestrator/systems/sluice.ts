@@ -39,7 +39,7 @@ async function startGateway(ctx: SystemContext, store: Record<string, string>, s
   writeFileSync(
     config,
     stringify({
-      listen: { host: '127.0.0.1', port: 0 },
+      listen: { host: ctx.host, port: 0 },
       workers: 'auto',
       models: { [ctx.model]: { upstreams: [{ url: ctx.sink.url }] } },
       store,
@@ -54,7 +54,7 @@ async function startGateway(ctx: SystemContext, store: Record<string, string>, s
   });
   const port = (gw.ready as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `http://${ctx.host}:${port}/v1`,
     key,
     headers: {},
     pids: [gw.pid],

@@ -24,6 +24,8 @@ export interface SystemContext {
   peersDir: string;
   /** The model name the load asks for. */
   model: string;
+  /** The address the system listens on, which the source reaches (127.0.0.1 locally; the SUT's own in a netns run). */
+  host: string;
 }
 
 export interface RunningSystem {
