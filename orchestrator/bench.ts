@@ -75,7 +75,11 @@ export async function bench(o: BenchOptions): Promise<void> {
       process.exit(2);
     }
     const { benchOnDaemon } = await import('./daemon/client.js');
-    process.exit(await benchOnDaemon(matrix, { url: o.daemon, tokenEnv: 'SLUICE_ORCHESTRATOR_TOKEN', detach: o.detach, label: o.label }));
+    if (o.linkDelayMs !== undefined || o.linkRate !== undefined) {
+      process.stderr.write('error: --link-delay-ms/--link-rate: not with --daemon\n');
+      process.exit(2);
+    }
+    process.exit(await benchOnDaemon(matrix, { url: o.daemon, tokenEnv: 'SLUICE_ORCHESTRATOR_TOKEN', detach: o.detach, label: o.label, provider: o.provider }));
   }
   if (o.failOnRegression && o.compare === undefined) {
     process.stderr.write('error: --fail-on-regression needs --compare BASE\n');

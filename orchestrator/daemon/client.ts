@@ -112,8 +112,8 @@ export async function compareRuns(baseId: string, headId: string, o: ClientOptio
  * otherwise follows the run with the progress bar and prints its tables. Ctrl-C stops following
  * (the run goes on in the daemon; `sluice orchestrator cancel ID` stops it). Returns the exit code.
  */
-export async function benchOnDaemon(matrix: Matrix, o: ClientOptions & { detach: boolean; label?: string }): Promise<number> {
-  const created = await call<RunView>(o, 'POST', '/v1/runs', { matrix, ...(o.label ? { label: o.label } : {}) });
+export async function benchOnDaemon(matrix: Matrix, o: ClientOptions & { detach: boolean; label?: string; provider?: string }): Promise<number> {
+  const created = await call<RunView>(o, 'POST', '/v1/runs', { matrix, ...(o.label ? { label: o.label } : {}), ...(o.provider && o.provider !== 'local' ? { provider: o.provider } : {}) });
   if (o.detach) {
     process.stdout.write(created.id + '\n');
     return 0;

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalHost } from '../providers/local.js';
+import { NetnsHost } from '../providers/netns.js';
 import type { Host } from '../providers/types.js';
 import { compareResults, formatComparison } from '../report/compare.js';
 import { reportHtml } from '../report/html.js';
@@ -114,7 +115,16 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
     if (!this.store.markRunning(run.id)) return;
     this.emitStatus(run.id);
     this.log('info', 'run started', { run: run.id, label: run.label });
-    const host = (this.opts.host ?? (() => new LocalHost()))();
+    let host: Host;
+    try {
+      host = this.opts.host ? this.opts.host() : run.provider === 'netns' ? this.netnsHost() : new LocalHost();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.store.finish(run.id, 'failed', message);
+      this.log('error', 'run failed', { run: run.id, err: message });
+      this.emitStatus(run.id);
+      return;
+    }
     const workDir = mkdtempSync(join(tmpdir(), 'sluice-daemon-'));
     let units: PlannedUnit[] = plan(run.matrix);
     const totalSeconds = (): number => Math.max(1, units.reduce((s, u) => s + u.seconds, 0));
@@ -186,6 +196,12 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
     this.store.setProgress(run.id, { ...progress(), done, label: null, fraction: status === 'completed' ? 1 : progress().fraction });
     this.log('info', 'run finished', { run: run.id, status });
     this.emitStatus(run.id);
+  }
+
+  private netnsHost(): Host {
+    const h = new NetnsHost({ log: (line) => this.log('info', line) });
+    h.setup();
+    return h;
   }
 
   /** A scheduled run against the schedule's previous completed run: regressions are flagged on it and counted. */

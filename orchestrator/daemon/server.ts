@@ -19,7 +19,8 @@ import { formatTables } from '../report/tables.js';
 import type { DaemonEvent, Executor } from './executor.js';
 import { plan, type RunEvent } from '../runner.js';
 import type { Scheduler } from './scheduler.js';
-import { RUN_STATUSES, type DaemonStore, type RunRecord, type RunStatus } from './store.js';
+import { PROVIDERS, RUN_STATUSES, type DaemonStore, type Provider, type RunRecord, type RunStatus } from './store.js';
+import { netnsRefusal } from '../providers/netns.js';
 
 const MAX_BODY = 1024 * 1024;
 const WEB_DIR = fileURLToPath(new URL('./web/', import.meta.url));
@@ -66,6 +67,7 @@ function runView(r: RunRecord): Record<string, unknown> {
     progress: r.progress,
     schedule_id: r.scheduleId,
     matrix_key: r.matrixKey,
+    provider: r.provider,
     scenarios: r.matrix.scenarios.map((s) => s.name),
     systems: r.matrix.systems,
     compared_with: r.comparedWith,
@@ -243,6 +245,17 @@ export class DaemonServer {
     return m;
   }
 
+  /** `provider`: local (default) or netns (refused at once where this machine forbids namespaces). */
+  private providerOf(body: Record<string, unknown>): Provider {
+    const p = body.provider ?? 'local';
+    if (typeof p !== 'string' || !PROVIDERS.includes(p as Provider)) throw new ApiError(400, `'provider' must be one of ${PROVIDERS.join(', ')}.`, 'invalid_provider', 'provider');
+    if (p === 'netns') {
+      const why = netnsRefusal();
+      if (why !== null) throw new ApiError(400, `'provider': netns is not possible on this machine: ${why}.`, 'invalid_provider', 'provider');
+    }
+    return p as Provider;
+  }
+
   private labelOf(body: Record<string, unknown>): string | null {
     const l = body.label;
     if (l === undefined || l === null) return null;
@@ -253,7 +266,7 @@ export class DaemonServer {
   private async createRun(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await this.jsonBody(req, res);
     const matrix = this.matrixOf(body);
-    const run = this.store.createRun(matrix, this.labelOf(body));
+    const run = this.store.createRun(matrix, this.labelOf(body), null, this.providerOf(body));
     this.log('info', 'run queued', { run: run.id, label: run.label });
     this.executor.pump();
     sendJson(res, 202, runView(this.store.run(run.id)!));

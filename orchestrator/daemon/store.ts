@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import type { Matrix } from '../matrix/types.js';
 import type { Results } from '../results.js';
 
+export type Provider = 'local' | 'netns';
+export const PROVIDERS: Provider[] = ['local', 'netns'];
+
 export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'canceled' | 'interrupted';
 export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'failed', 'canceled', 'interrupted'];
 
@@ -32,6 +35,8 @@ export interface RunRecord {
   matrix: Matrix;
   /** The same for every run of the same matrix: how the history groups runs for trends. */
   matrixKey: string;
+  /** Where its roles run (sluice bench --provider). */
+  provider: Provider;
   scheduleId: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -63,6 +68,7 @@ CREATE TABLE IF NOT EXISTS runs (
   status TEXT NOT NULL,
   matrix TEXT NOT NULL,
   matrix_key TEXT NOT NULL,
+  provider TEXT NOT NULL DEFAULT 'local',
   schedule_id TEXT,
   created_at TEXT NOT NULL,
   started_at TEXT,
@@ -92,6 +98,7 @@ interface RunRow {
   status: RunStatus;
   matrix: string;
   matrix_key: string;
+  provider: Provider;
   schedule_id: string | null;
   created_at: string;
   started_at: string | null;
@@ -120,6 +127,7 @@ const toRun = (r: RunRow): RunRecord => ({
   status: r.status,
   matrix: JSON.parse(r.matrix) as Matrix,
   matrixKey: r.matrix_key,
+  provider: r.provider,
   scheduleId: r.schedule_id,
   createdAt: r.created_at,
   startedAt: r.started_at,
@@ -187,13 +195,13 @@ export class DaemonStore {
     return cut.map((r) => r.id);
   }
 
-  createRun(matrix: Matrix, label: string | null, scheduleId: string | null = null): RunRecord {
+  createRun(matrix: Matrix, label: string | null, scheduleId: string | null = null, provider: Provider = 'local'): RunRecord {
     const id = newId('run');
     const create = this.db.transaction(() => {
       const seq = ((this.db.prepare('SELECT MAX(seq) AS m FROM runs').get() as { m: number | null }).m ?? 0) + 1;
       this.db
-        .prepare(`INSERT INTO runs (id, seq, label, status, matrix, matrix_key, schedule_id, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`)
-        .run(id, seq, label, JSON.stringify(matrix), matrixKey(matrix), scheduleId, new Date().toISOString());
+        .prepare(`INSERT INTO runs (id, seq, label, status, matrix, matrix_key, provider, schedule_id, created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)`)
+        .run(id, seq, label, JSON.stringify(matrix), matrixKey(matrix), provider, scheduleId, new Date().toISOString());
     });
     create();
     mkdirSync(this.runDir(id), { recursive: true });

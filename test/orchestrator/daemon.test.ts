@@ -11,6 +11,7 @@ import { waitFor } from '../helpers/gateway.js';
 import { checkResults } from '../../orchestrator/results-schema.js';
 import type { Results } from '../../orchestrator/results.js';
 import { alive, descendants } from '../../common/procs.js';
+import { netnsRefusal } from '../../orchestrator/providers/netns.js';
 
 function cmdline(pid: number): string {
   try {
@@ -254,4 +255,22 @@ t.test('sluice bench --daemon follows the run and prints its tables; --detach pr
   const noDaemon = await runCli(['bench', '--detach']);
   t.equal(noDaemon.code, 2);
   t.match(noDaemon.stderr, /--detach needs --daemon/);
+});
+
+t.test('a run with provider netns runs in namespaces; an unknown provider is a 400', async (t) => {
+  const d = await startDaemon(t);
+  const bad = await api<{ error: { param: string } }>(d, 'POST', '/v1/runs', { matrix: tiny('x'), provider: 'gcp' });
+  t.equal(bad.status, 400);
+  t.equal(bad.body.error.param, 'provider');
+  if (netnsRefusal() !== null) {
+    t.equal((await api(d, 'POST', '/v1/runs', { matrix: tiny('x'), provider: 'netns' })).status, 400, `netns refused here: ${netnsRefusal()}`);
+    return;
+  }
+  const r = await api(d, 'POST', '/v1/runs', { matrix: tiny('isolated'), provider: 'netns' });
+  t.equal(r.status, 202);
+  t.ok(await finished(d, r.body.id));
+  const done = (await api(d, 'GET', `/v1/runs/${r.body.id}`)).body as RunView & { results: Results };
+  t.equal(done.status, 'completed', done.error ?? '');
+  t.equal(done.results.environment.provider, 'netns');
+  t.notOk(readFileSync('/proc/net/dev', 'utf8').includes(`sl${d.proc.pid!.toString(36)}`), 'its links are gone');
 });
