@@ -37,6 +37,36 @@ export function registerOrchestratorCommand(program: Command): void {
       const { serve } = await import('./main.js');
       await serve(opts, (msg) => program.error(`error: ${msg}`, { exitCode: 2 }));
     });
+  o.command('gc')
+    .description('delete what crashed runs left: with --provider gcp, the VMs labelled sluice=bench')
+    .requiredOption('--provider <name>', 'gcp (netns leftovers are removed by the next netns run)', (v) => {
+      if (v !== 'gcp') throw new InvalidArgumentError('must be gcp.');
+      return v;
+    })
+    .requiredOption('--project <id>', 'the GCP project')
+    .option('--yes', 'delete them (without it, only list them)', false)
+    .option('--on-gce', 'sluice runs on GCE: let the client use the metadata server for credentials', false)
+    .action(async (opts: { project: string; yes: boolean; onGce: boolean }) => {
+      // Credentials first: the Compute SDK takes seconds to load.
+      const { GcpUnavailable, prepareCredentials } = await import('../providers/gcp/credentials.js');
+      try {
+        prepareCredentials({ onGce: opts.onGce });
+      } catch (err) {
+        if (err instanceof GcpUnavailable) program.error(`error: ${err.message}`, { exitCode: 2 });
+        throw err;
+      }
+      const { gcGcp } = await import('../providers/gcp/gc.js');
+      const { GcpError } = await import('../providers/gcp/fleet.js');
+      try {
+        await gcGcp(opts);
+      } catch (err) {
+        if (err instanceof GcpError) {
+          process.stderr.write(`error: ${err.message}\n`);
+          process.exit(1);
+        }
+        throw err;
+      }
+    });
   const client = (cmd: Command): Command =>
     cmd
       .option('--url <url>', 'the daemon', 'http://127.0.0.1:8095')
