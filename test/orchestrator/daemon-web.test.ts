@@ -157,6 +157,8 @@ t.test('the daemon page: submit, follow, report, history trend, compare', async 
     t.equal(await page.locator('#runs-body .spark canvas').count(), 2, 'a sparkline of sluice ÷ Baseline per run');
     t.equal(await page.locator('#trend-chart canvas').count() > 0, true, 'the run shows its matrix’s trend');
     t.ok(await page.isEnabled('#compare-previous'), 'the previous run of the matrix is there to compare with');
+    await page.locator('#detail').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: '/tmp/daemon-page-trend.png', fullPage: false });
   });
 
   await t.test('compare the two runs', async (t) => {
@@ -245,6 +247,8 @@ t.test('with a token: the page asks once, keeps it for the tab, follows and canc
   await waitForRunStatus(page, 'canceled', 15_000);
   await page.waitForSelector('#runs-body .badge.canceled');
   t.notOk(await page.$('#cancel-run'), 'no cancel button on a finished run');
+  await page.waitForFunction(() => /Idle/.test(document.getElementById('daemon-state')?.textContent ?? ''));
+  t.equal(await page.textContent('#runs-body .trend-cell'), '–', 'a run cut off before sluice measured has no ratio');
   await page.screenshot({ path: '/tmp/daemon-page-token.png', fullPage: true });
   t.equal(statuses.filter((s) => s === 401).length > 0, true, 'the first requests were refused');
   t.same(statuses.filter((s) => s >= 400 && s !== 401), [], 'nothing else was');

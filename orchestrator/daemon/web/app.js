@@ -70,6 +70,8 @@
   const number = (v, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–');
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
   const runName = (r) => r.label || r.scenarios.join(', ') || r.id;
+  /** A run's throughput ratios, or null when it measured none (Baseline only, or cut off before a pair). */
+  const summaryOf = (r) => (r.summary && Object.keys(r.summary).length > 0 ? r.summary : null);
   const systemName = (s) => (s === 'baseline' ? 'Baseline' : s);
 
   function colourOf(system) {
@@ -269,6 +271,8 @@
   }
 
   function onStatus(run) {
+    if (run.status === 'running') state.running = run;
+    else if (state.running && state.running.id === run.id) state.running = null;
     const i = state.runs.findIndex((r) => r.id === run.id);
     const changed = i < 0 || state.runs[i].status !== run.status;
     if (i >= 0) {
@@ -388,7 +392,7 @@
   function trendGroups() {
     const groups = new Map();
     for (const r of [...state.runs].reverse()) {
-      if (!r.summary || Object.keys(r.summary).length === 0) continue;
+      if (!summaryOf(r)) continue;
       let g = groups.get(r.matrix_key);
       if (!g) groups.set(r.matrix_key, (g = { runs: [], systems: [] }));
       g.runs.push(r);
@@ -493,7 +497,7 @@
   function trendCell(r, group) {
     const systems = r.systems.filter((s) => s !== 'baseline');
     if (systems.length === 0) return h('span', { class: 'muted' }, 'Baseline only');
-    if (!r.summary) return h('span', { class: 'muted' }, ACTIVE.includes(r.status) ? '…' : '–');
+    if (!summaryOf(r)) return h('span', { class: 'muted', title: ACTIVE.includes(r.status) ? 'Once the run ends' : 'No system was measured beside Baseline' }, ACTIVE.includes(r.status) ? '…' : '–');
     const wrap = h('div', { class: 'sparks' });
     for (const sys of systems) {
       const v = r.summary[sys];
@@ -902,7 +906,7 @@
       h('dt', null, 'Created'),
       h('dd', { title: whenFull(r.created_at) }, `${when(r.created_at)} (${ago(r.created_at)})`),
       h('dt', null, 'Duration'),
-      h('dd', null, r.started_at ? `${runDuration(r)}${r.finished_at ? '' : ' so far'}` : 'not started'),
+      h('dd', { id: 'detail-duration' }, r.started_at ? `${runDuration(r)}${r.finished_at ? '' : ' so far'}` : 'not started'),
       h('dt', null, 'Scenarios'),
       h('dd', null, r.scenarios.map((s) => h('span', { class: 'chip' }, s))),
       h('dt', null, 'Systems'),
@@ -933,13 +937,13 @@
   function previousOf(r) {
     const i = state.runs.findIndex((x) => x.id === r.id);
     const older = i < 0 ? state.runs.filter((x) => x.created_at < r.created_at) : state.runs.slice(i + 1);
-    return older.find((x) => x.matrix_key === r.matrix_key && !ACTIVE.includes(x.status) && x.summary) || null;
+    return older.find((x) => x.matrix_key === r.matrix_key && !ACTIVE.includes(x.status) && summaryOf(x)) || null;
   }
 
   function summaryBlock(r) {
     const box = h('div', { class: 'summary' });
     const systems = r.systems.filter((s) => s !== 'baseline');
-    if (!r.summary || systems.length === 0) return box;
+    if (!summaryOf(r) || systems.length === 0) return box;
     box.append(h('h3', null, 'Throughput ÷ Baseline', h('span', { class: 'muted' }, ' (closed-loop scenarios)')));
     const list = h('div', { class: 'ratios' });
     for (const s of systems) {
@@ -966,7 +970,15 @@
       el.append(h('p', { class: 'muted small' }, 'The trend appears once the history holds two finished runs of this matrix.'));
       return;
     }
-    const xs = g.runs.map((x) => Date.parse(x.created_at) / 1000);
+    // x: the runs in order, evenly spaced (a nightly schedule and a burst of reruns read alike), labelled with their time.
+    const xs = g.runs.map((_, i) => i);
+    const times = g.runs.map((x) => Date.parse(x.created_at));
+    const span = times[times.length - 1] - times[0];
+    const tickFormat = new Intl.DateTimeFormat(
+      undefined,
+      span < 3600e3 ? { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' } : span < 86400e3 ? { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' } : { month: 'short', day: 'numeric' },
+    );
+    const step = Math.max(1, Math.ceil(xs.length / 6));
     const at = g.runs.findIndex((x) => x.id === r.id);
     const series = g.systems.map((s) => g.runs.map((x) => (x.summary[s] === undefined ? null : x.summary[s])));
     const width = Math.max(260, el.clientWidth || 360);
@@ -976,10 +988,18 @@
         height: 150,
         legend: { show: false },
         cursor: { points: { size: 6 } },
-        scales: { x: { time: true }, y: { range: (u, min, max) => [Math.min(min, 1) - 0.03, Math.max(max, 1) + 0.03] } },
+        scales: { x: { time: false, range: [-0.25, xs.length - 0.75] }, y: { range: (u, min, max) => [Math.min(min, 1) - 0.03, Math.max(max, 1) + 0.03] } },
         axes: [
-          { font: FONT, stroke: '#3d4451', grid: { show: false }, ticks: { stroke: '#d0d4da' }, size: 30 },
-          { font: FONT, stroke: '#3d4451', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d0d4da' }, size: 44, values: (u, v) => v.map((x) => (x == null ? '' : `${number(x, 2)}×`)) },
+          {
+            font: FONT,
+            stroke: '#3d4451',
+            grid: { show: false },
+            ticks: { stroke: '#d0d4da' },
+            size: 30,
+            splits: () => xs.filter((i) => (xs.length - 1 - i) % step === 0),
+            values: (u, v) => v.map((i) => (i == null || times[i] === undefined ? '' : tickFormat.format(new Date(times[i])))),
+          },
+          { font: FONT, stroke: '#3d4451', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d0d4da' }, size: 58, values: (u, v) => v.map((x) => (x == null ? '' : `${number(x, 2)}×`)) },
         ],
         series: [
           {},
@@ -1039,12 +1059,20 @@
         width: Math.max(300, el.clientWidth || 600),
         height: 140,
         legend: { show: false },
-        scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
+        scales: { x: { time: false, range: (u, min, max) => [0, Math.max(10, Number.isFinite(max) ? max : 0)] }, y: { range: (u, min, max) => [0, Math.max(10, (Number.isFinite(max) ? max : 0) * 1.1)] } },
         axes: [
-          { font: FONT, labelFont: LABEL_FONT, stroke: '#3d4451', grid: { show: false }, ticks: { stroke: '#d0d4da' }, size: 28, values: (u, v) => v.map((x) => (x == null ? '' : `${number(x)} s`)) },
+          {
+            font: FONT,
+            stroke: '#3d4451',
+            grid: { show: false },
+            ticks: { stroke: '#d0d4da' },
+            size: 28,
+            incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
+            values: (u, v) => v.map((x) => (x == null ? '' : x < 120 ? `${number(x)} s` : `${number(x / 60)} min`)),
+          },
           { font: FONT, labelFont: LABEL_FONT, stroke: '#3d4451', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d0d4da' }, size: 52, label: 'req/s', values: (u, v) => v.map((x) => (x == null ? '' : number(x))) },
         ],
-        series: [{}, { label: 'req/s', stroke: '#0b5cad', fill: 'rgba(11,92,173,0.08)', width: 2, spanGaps: false, points: { show: false } }],
+        series: [{}, { label: 'req/s', stroke: '#0b5cad', fill: 'rgba(11,92,173,0.08)', width: 2, spanGaps: false, points: { size: 5, fill: '#0b5cad' } }],
       },
       [state.live.xs, state.live.ys],
       el,
@@ -1065,6 +1093,7 @@
     set('live-pct', `${Math.round(p.fraction * 100)}%`);
     set('live-done', `${p.done} of ${p.total}`);
     set('live-cell', p.label || '–');
+    if (state.detail && state.detail.id === e.runId && state.detail.started_at && !state.detail.finished_at) set('detail-duration', `${runDuration(state.detail)} so far`);
     if (!state.live || state.live.id !== e.runId) return;
     if (!replay) state.live.last = e;
     if (e.detail) {
