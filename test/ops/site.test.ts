@@ -80,6 +80,17 @@ function orchestratorExists(): boolean {
   }
 }
 
+/** The tasks that reported changed (or failed), for a failure message. */
+function changedTasks(output: string): string {
+  let task = '';
+  const lines: string[] = [];
+  for (const line of output.split('\n')) {
+    if (line.startsWith('TASK [')) task = line.replace(/\s*\*+$/, '');
+    else if (/^(changed|failed|fatal)/.test(line)) lines.push(`${task}: ${line.slice(0, 300)}`);
+  }
+  return lines.join('\n');
+}
+
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const skip = missingTools(PLAYBOOK, '/sbin/start-stop-daemon') || (isRoot ? false : 'the roles install files owned by root: run as root');
 
@@ -88,7 +99,11 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   const prefix = join(dir, 'root');
   const runDir = join(prefix, 'var', 'lib', 'sluice', 'run');
   t.teardown(() => stopAll(runDir));
-  const [sinkPort, gatewayPort, loadgenPort, orchestratorPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [sinkPort, gatewayPort, loadgenPort, orchestratorPort, nginxPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  // The nginx peer too where nginx is installed (`npm run bench:*` installs it).
+  const nginx = existsSync('/usr/sbin/nginx');
+  if (!nginx) t.comment('/usr/sbin/nginx is not installed: the nginx peer is not deployed');
+  const peerKey = `sk-peer-${process.pid}`;
   // `sluice orchestrator serve` is newer than the roles: its unit is always installed, it is started only where it exists.
   const daemon = orchestratorExists();
   if (!daemon) t.comment('dist/ has no `sluice orchestrator serve`: its unit is installed, not started');
@@ -125,9 +140,15 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
     gateway_drain_timeout_ms: 2000,
     loadgen_port: loadgenPort,
     orchestrator_port: orchestratorPort,
+    nginx_enabled: nginx,
+    nginx_port: nginxPort,
+    nginx_bind: '127.0.0.1',
+    nginx_workers: 1,
+    sluice_peer_api_key: peerKey,
+    sluice_apt_cache_valid_time: 315360000, // nginx-light is there: never apt-get update
     orchestrator_start: daemon,
   }));
-  const args = ['-i', inventory, '-e', `@${vars}`, 'site.yml'];
+  let args = ['-i', inventory, '-e', `@${vars}`, 'site.yml'];
   const env = ansibleEnv(dir);
 
   const first = await runPlaybook(args, env);
@@ -157,27 +178,41 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   const stats = (await (await fetch(`http://127.0.0.1:${sinkPort}/sink/stats`)).json()) as { requests: number };
   t.ok(stats.requests >= 2, `the sink saw the role's check request and ours (${stats.requests})`);
 
+  if (nginx) {
+    const viaNginx = await fetch(`http://127.0.0.1:${nginxPort}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${peerKey}`, 'content-type': 'application/json' }, body });
+    t.equal(viaNginx.status, 200, 'the nginx peer proxies a request with its key to the sink');
+    t.equal(((await viaNginx.json()) as { object?: string }).object, 'chat.completion');
+    const noKey = await fetch(`http://127.0.0.1:${nginxPort}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    t.equal(noKey.status, 401, 'and refuses one without it');
+    await noKey.arrayBuffer();
+  }
   t.ok(existsSync(join(prefix, 'etc', 'systemd', 'system', 'sluice-orchestrator.service')), "the orchestrator's unit is installed");
   if (daemon) {
     t.equal((await fetch(`http://127.0.0.1:${orchestratorPort}/healthz`)).status, 200, 'the orchestrator answers /healthz');
   } else {
     t.notOk(existsSync(join(runDir, 'sluice-orchestrator.pid')), 'but not started (orchestrator_start: false)');
   }
-  for (const name of ['sluice-sink', 'sluice-gateway', 'sluice-loadgen', ...(daemon ? ['sluice-orchestrator'] : [])]) {
+  for (const name of ['sluice-sink', 'sluice-gateway', 'sluice-loadgen', ...(daemon ? ['sluice-orchestrator'] : []), ...(nginx ? ['sluice-peer-nginx'] : [])]) {
     const pid = Number(readFileSync(join(runDir, `${name}.pid`), 'utf8'));
     t.ok(alive(pid), `${name} runs (pid ${pid})`);
   }
   const pidsBefore = readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8');
 
+  // Later runs install the tarball the first run packed: dist/ may be rebuilt meanwhile (others work in this repository).
+  const packed = readdirSync(join(dir, 'pack')).filter((f) => f.endsWith('.tgz'));
+  t.equal(packed.length, 1, 'the first run packed one tarball on the controller');
+  const samePackage = ['-e', JSON.stringify({ common_package_tarball: join(dir, 'pack', packed[0]!) })];
+  args = ['-i', inventory, '-e', `@${vars}`, ...samePackage, 'site.yml'];
+
   const second = await runPlaybook(args, env);
   t.comment(`second run: ${(second.ms / 1000).toFixed(1)} s`);
   t.equal(second.code, 0, 'the second run succeeds');
   t.equal(second.recap.localhost?.changed, 0, 'and reports changed=0');
-  if (second.code !== 0 || second.recap.localhost?.changed !== 0) t.comment(tail(second.output.split('\n').filter((l) => /changed:|failed|fatal/.test(l)).join('\n'), 40));
+  if (second.code !== 0 || second.recap.localhost?.changed !== 0) t.comment(tail(changedTasks(second.output), 40));
   t.equal(readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8'), pidsBefore, 'the gateway was not restarted');
 
   // rollout.yml, forced to restart: the gateway drains (/readyz 503 or closed), a new one starts and serves.
-  const roll = await runPlaybook(['-i', inventory, '-e', `@${vars}`, '-e', '{"gateway_force_restart": true}', 'rollout.yml'], env);
+  const roll = await runPlaybook(['-i', inventory, '-e', `@${vars}`, ...samePackage, '-e', '{"gateway_force_restart": true}', 'rollout.yml'], env);
   t.comment(`rollout.yml: ${(roll.ms / 1000).toFixed(1)} s`);
   t.equal(roll.code, 0, 'rollout.yml succeeds');
   if (roll.code !== 0) t.comment(tail(roll.output, 60));
@@ -197,7 +232,7 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
       children: { sut: { hosts: { localhost: {}, 'sut-b': {} } } },
     },
   }));
-  const failing = await runPlaybook(['-i', twoHosts, '-e', `@${vars}`, '-e', '{"gateway_check_key": "sk-not-a-key"}', 'rollout.yml'], env);
+  const failing = await runPlaybook(['-i', twoHosts, '-e', `@${vars}`, ...samePackage, '-e', '{"gateway_check_key": "sk-not-a-key"}', 'rollout.yml'], env);
   t.not(failing.code, 0, 'a roll-out whose check request fails exits non-zero');
   t.match(failing.output, /Send one real request with a key through the gateway[\s\S]*fatal: \[localhost\]/, 'it failed at the request check');
   t.notMatch(failing.output, /\[sut-b\]/, 'the second host was not touched');

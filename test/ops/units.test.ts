@@ -5,13 +5,16 @@
 // --offline=true`, and has the directives the operations issue asks for;
 // no secret reaches a unit or the gateway's config.
 import t from 'tap';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnCli } from '../helpers/sink.js';
 import { FIXTURES, gatewayKnowsGrace, PLAYBOOK, REPO, SYSTEMD_ANALYZE, ansibleEnv, missingTools, run, runPlaybook, scratch, tail } from './ansible.js';
 
 const UNITS = ['sluice-sink', 'sluice-gateway', 'sluice-loadgen', 'sluice-orchestrator'] as const;
 const missing = missingTools(PLAYBOOK, SYSTEMD_ANALYZE);
+// The nginx peer's unit too where nginx is installed (`npm run bench:*` installs it): its role checks its package.
+const NGINX = '/usr/sbin/nginx';
+const withNginx = existsSync(NGINX);
 
 t.test('the rendered units verify, rate OK and carry the hardening', { skip: missing }, async (t) => {
   const dir = scratch(t, 'units');
@@ -31,6 +34,9 @@ t.test('the rendered units verify, rate OK and carry the hardening', { skip: mis
     gateway_keys: [{ name: 'bench', secret: keySecret }],
     gateway_upstream_secrets: { SINK_API_KEY: upstreamKey },
     gateway_models: { 'benchmark-model': { upstreams: [{ url: 'http://127.0.0.1:8081/v1', api_key_env: 'SINK_API_KEY' }] } },
+    render_roles: ['mocksink', 'gateway', 'loadgen', 'orchestrator', ...(withNginx ? ['nginx'] : [])],
+    sluice_peer_api_key: 'sk-peer-test',
+    sluice_apt_cache_valid_time: 315360000, // the package is there: never apt-get update
   }));
   const r = await runPlaybook(['-i', 'localhost,', '-e', `@${vars}`, join(FIXTURES, 'render-units.yml')], ansibleEnv(dir));
   t.equal(r.code, 0, 'the roles render the units');
@@ -65,6 +71,20 @@ t.test('the rendered units verify, rate OK and carry the hardening', { skip: mis
     for (const secret of [adminToken, keySecret, upstreamKey]) t.notOk(unit.includes(secret), `${name}: no secret in the unit`);
     const env = join(prefix, 'etc', 'sluice', `${name}.env`);
     t.equal(statSync(env).mode & 0o777, 0o600, `${name}: environment file is mode 0600`);
+  }
+  if (withNginx) {
+    const file = join(unitDir, 'sluice-peer-nginx.service');
+    const verify = run(SYSTEMD_ANALYZE, ['verify', file]);
+    t.equal(verify.code, 0, 'sluice-peer-nginx: systemd-analyze verify exits 0');
+    t.equal(verify.stderr, '', 'sluice-peer-nginx: systemd-analyze verify says nothing on stderr');
+    const m = /Overall exposure level for \S+: (\d+(?:\.\d+)?)/.exec(run(SYSTEMD_ANALYZE, ['security', '--offline=true', file]).stdout);
+    scores['sluice-peer-nginx'] = Number(m?.[1]);
+    t.ok(Number(m?.[1]) <= 3.0, `sluice-peer-nginx: exposure ${m?.[1]} is OK`);
+    const conf = join(prefix, 'etc', 'sluice', 'nginx.conf');
+    const test = run(NGINX, ['-t', '-q', '-e', join(dir, 'nginx-test.log'), '-c', conf]);
+    t.equal(test.code, 0, `the nginx peer's config passes nginx -t ${test.stderr.trim()}`);
+  } else {
+    t.comment(`${NGINX} is not installed: the nginx peer's unit is not rendered`);
   }
   t.comment(`exposure: ${JSON.stringify(scores)}`);
 
