@@ -236,11 +236,16 @@ t.test('with a token: the page asks once, keeps it for the tab, follows and canc
   t.equal(await page.evaluate(() => sessionStorage.getItem('sluice.orchestrator.token')), 'right-token', 'kept for this tab only');
   t.ok(await page.isVisible('#token-button'), 'the token can be changed');
 
-  // A run followed over the event stream (fetch with the token), then cancelled from the page.
-  await page.locator('label', { has: page.locator('#mode-yaml') }).click();
-  await page.fill('#yaml', TINY.replace('duration_s: 1', 'duration_s: 30'));
+  // A run picked from the default matrix, followed over the event stream (fetch with the token), then cancelled from the page.
+  for (const name of ['100u-1kb-wait500', '50u-1kb-wait2000', '100u-1kb-stream', 'capacity-wait20']) await page.uncheck(`#scenario-picks input[value="${name}"]`);
+  for (const name of ['sluice', 'sluice-redis', 'nginx', 'portkey']) await page.uncheck(`#system-picks input[value="${name}"]`);
+  t.match(await page.textContent('#estimate'), /^1 cell, about 1[0-9] s\.$/, 'one cell of the 10 s scenario');
+  await page.fill('#label', 'picked');
   await page.click('#submit-run');
-  await page.waitForFunction(() => /tiny · baseline/.test(document.getElementById('live-cell')?.textContent ?? ''), null, { timeout: 15_000 });
+  await page.waitForFunction(() => /100u-1kb-wait100 · baseline/.test(document.getElementById('live-cell')?.textContent ?? ''), null, { timeout: 15_000 });
+  t.match(await page.textContent('#detail-title'), /^picked running/);
+  const submitted = await page.evaluate(() => [...document.querySelectorAll('#detail dl.meta .chip')].map((c) => c.textContent));
+  t.same(submitted, ['100u-1kb-wait100', 'Baseline'], 'the run has the picked scenario and system');
   t.match(await page.textContent('#daemon-state'), /Running/);
   page.once('dialog', (d) => void d.accept());
   await page.click('#cancel-run');
@@ -248,7 +253,7 @@ t.test('with a token: the page asks once, keeps it for the tab, follows and canc
   await page.waitForSelector('#runs-body .badge.canceled');
   t.notOk(await page.$('#cancel-run'), 'no cancel button on a finished run');
   await page.waitForFunction(() => /Idle/.test(document.getElementById('daemon-state')?.textContent ?? ''));
-  t.equal(await page.textContent('#runs-body .trend-cell'), '–', 'a run cut off before sluice measured has no ratio');
+  t.equal(await page.textContent('#runs-body .trend-cell'), 'Baseline only', 'a run of Baseline alone has no ratio');
   await page.screenshot({ path: '/tmp/daemon-page-token.png', fullPage: true });
   t.equal(statuses.filter((s) => s === 401).length > 0, true, 'the first requests were refused');
   t.same(statuses.filter((s) => s >= 400 && s !== 401), [], 'nothing else was');

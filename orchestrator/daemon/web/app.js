@@ -1349,7 +1349,8 @@
     const hd = $('compare-head');
     const keep = [base ?? b.value, head ?? hd.value];
     const runs = compareCandidates();
-    const option = (r) => h('option', { value: r.id }, `${runName(r)} · ${when(r.created_at)} · ${r.status}`);
+    // Runs of the same label an hour apart look alike: the end of the id tells them apart.
+    const option = (r) => h('option', { value: r.id }, `${runName(r)} · ${when(r.created_at)} · …${r.id.slice(-6)}${r.status === 'completed' ? '' : ` · ${r.status}`}`);
     [b, hd].forEach((sel, k) => {
       const want = keep[k];
       sel.replaceChildren(...runs.map(option));
