@@ -111,3 +111,12 @@ export function gatewayKnowsGrace(): boolean {
     return false;
   }
 }
+
+/** Whether the built gateway reloads its config on SIGHUP (the reload issue). */
+export function gatewayReloads(): boolean {
+  try {
+    return readFileSync(join(REPO, 'dist', 'gateway', 'primary.js'), 'utf8').includes("'SIGHUP', () => startReload");
+  } catch {
+    return false;
+  }
+}

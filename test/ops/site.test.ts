@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, missingTools, runPlaybook, scratch, tail } from './ansible.js';
+import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, gatewayReloads, missingTools, runPlaybook, scratch, tail } from './ansible.js';
 
 t.setTimeout(300_000);
 
@@ -223,6 +223,23 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   const again = await fetch(`http://127.0.0.1:${gatewayPort}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
   t.equal(again.status, 200, 'the new gateway serves');
   await again.arrayBuffer();
+
+  // Only the config changed (a key added): the roll-out reloads the gateway in place (SIGHUP), the new key works.
+  if (gatewayReloads()) {
+    const added = `sk-added-${process.pid}-${Date.now()}`;
+    const keys = { gateway_keys: [{ name: 'site-test', secret: key }, { name: 'added', secret: added }] };
+    const reload = await runPlaybook(['-i', inventory, '-e', `@${vars}`, ...samePackage, '-e', JSON.stringify(keys), 'rollout.yml'], env);
+    t.comment(`rollout.yml (config only): ${(reload.ms / 1000).toFixed(1)} s`);
+    t.equal(reload.code, 0, 'a config-only roll-out succeeds');
+    if (reload.code !== 0) t.comment(tail(reload.output, 60));
+    t.match(reload.output, /TASK \[sluice_service : Reload with SIGHUP \(config changed\): sluice-gateway\][^\n]*\nchanged: \[localhost\]/, 'it reloaded the gateway with SIGHUP');
+    t.equal(readFileSync(join(runDir, 'sluice-gateway.pid'), 'utf8'), pidAfter, 'without restarting it');
+    const withAdded = await fetch(`http://127.0.0.1:${gatewayPort}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${added}`, 'content-type': 'application/json' }, body });
+    t.equal(withAdded.status, 200, 'the key the new config added works');
+    await withAdded.arrayBuffer();
+  } else {
+    t.comment('dist/ has no SIGHUP reload yet: the config-only roll-out is not run');
+  }
 
   // A host that fails stops the roll-out: the second host is never touched.
   const twoHosts = join(dir, 'two-hosts.yml');
