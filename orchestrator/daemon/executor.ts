@@ -149,6 +149,9 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
         this.emit('event', { type: 'progress', runId: run.id, progress: p, detail: null });
       } else if (e.type === 'done') {
         done = e.unit + 1;
+        // The fraction counts the planned time of the cells finished, not the one that just ran.
+        currentUnit = done;
+        label = null;
         const p = progress();
         this.store.setProgress(run.id, p);
         this.emit('event', { type: 'progress', runId: run.id, progress: p, detail: null });

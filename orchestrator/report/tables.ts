@@ -105,6 +105,11 @@ function versusBaseline(results: Results, s: Scenario, systems: string[]): strin
       out.push(`- ${sys}: skipped: ${skipped.skipped}`);
       continue;
     }
+    if (!Number.isFinite(med(sys, rps)) || !Number.isFinite(base.rps)) {
+      // The run ended (cancelled, failed, interrupted) before this system, or Baseline, was measured here.
+      out.push(`- ${sys}: not measured${Number.isFinite(med(sys, rps)) ? ' against Baseline (Baseline was not measured)' : ''}`);
+      continue;
+    }
     let line = `- ${sys}: ${fmt(med(sys, rps) / base.rps, 3)} of Baseline throughput, ${signed(med(sys, p50) - base.p50)} at p50, ${signed(med(sys, p99) - base.p99)} at p99`;
     if (s.stream) {
       const t = (k: 'p50' | 'p99', which: 'ttftMs' | 'itlMs') => (c: CellResult) => c.result![which]?.[k] ?? NaN;
