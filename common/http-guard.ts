@@ -1,7 +1,7 @@
 // The rules every local HTTP API of sluice (the load generator's, the
 // orchestrator daemon's) applies before it acts: no cross-site use from a
 // browser, no DNS rebinding, JSON bodies only, and a bound on their size.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { errorBody, typeForStatus } from './openai-error.js';
 
@@ -98,4 +98,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** Listens and resolves with the port bound (port 0: any free one); rejects with the listen error. */
+export function listenOn(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
 }

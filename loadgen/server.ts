@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../common/http-guard.js';
+import { listenOn, readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../common/http-guard.js';
 import { parseSpec, publicSpec, SpecError, type RunSpec } from './spec.js';
 import { runLoad, type Progress } from './run.js';
 import { percentileCurve, type LoadgenResult } from './result.js';
@@ -66,13 +66,7 @@ export class LoadgenServer {
 
   listen(port: number, host: string): Promise<number> {
     this.listenHost = host.toLowerCase();
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as { port: number }).port);
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   async close(): Promise<void> {

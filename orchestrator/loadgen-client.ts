@@ -2,6 +2,7 @@
 // serve`), as on remote hosts: POST a run, follow its progress over SSE,
 // DELETE it when the bench is cancelled.
 import { request } from 'undici';
+import { sseFrames } from '../common/sse-frames.js';
 import type { Benchmark } from '../loadgen/server.js';
 import type { Progress } from '../loadgen/run.js';
 import type { RunSpec } from '../loadgen/spec.js';
@@ -32,20 +33,13 @@ export class LoadgenClient {
     signal?.addEventListener('abort', cancel, { once: true });
     try {
       const ev = await request(`${this.origin}/v1/benchmarks/${id}/events`, { headers: { accept: 'text/event-stream' }, bodyTimeout: 0 });
-      let buf = '';
       let done: Benchmark | null = null;
-      for await (const chunk of ev.body) {
-        buf += (chunk as Buffer).toString('utf8');
-        for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
-          const frame = buf.slice(0, end);
-          buf = buf.slice(end + 2);
-          const name = /^event: (.+)$/m.exec(frame)?.[1];
-          const data = /^data: (.+)$/m.exec(frame)?.[1];
-          if (data === undefined) continue;
-          if (name === 'progress') onProgress(JSON.parse(data) as Progress);
-          else if (name === 'done') done = JSON.parse(data) as Benchmark;
+      for await (const { event, data } of sseFrames(ev.body)) {
+        if (event === 'progress') onProgress(JSON.parse(data) as Progress);
+        else if (event === 'done') {
+          done = JSON.parse(data) as Benchmark;
+          break;
         }
-        if (done) break;
       }
       if (done === null) {
         // The stream ended without its last event: ask for the run itself.

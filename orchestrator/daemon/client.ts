@@ -2,6 +2,7 @@
 // and `sluice bench --daemon URL` (submit, then follow the run's events with
 // the same progress bar and tables as a local run).
 import { request } from 'undici';
+import { sseFrames } from '../../common/sse-frames.js';
 import { benchProgress } from '../progress.js';
 import type { RunEvent } from '../runner.js';
 import type { Matrix } from '../matrix/types.js';
@@ -129,20 +130,11 @@ export async function benchOnDaemon(matrix: Matrix, o: ClientOptions & { detach:
   });
   try {
     const ev = await request(`${base(o.url)}/v1/runs/${created.id}/events`, { headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) }, bodyTimeout: 0 });
-    let buf = '';
-    for await (const chunk of ev.body) {
-      buf += (chunk as Buffer).toString('utf8');
-      for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
-        const frame = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const name = /^event: (.+)$/m.exec(frame)?.[1];
-        const data = /^data: (.+)$/m.exec(frame)?.[1];
-        if (data === undefined) continue;
-        if (name === 'runner') progress.onEvent((JSON.parse(data) as { event: RunEvent }).event);
-        else if (name === 'status') {
-          const r = JSON.parse(data) as RunView;
-          if (r.status !== 'queued' && r.status !== 'running') final = r;
-        }
+    for await (const { event, data } of sseFrames(ev.body)) {
+      if (event === 'runner') progress.onEvent((JSON.parse(data) as { event: RunEvent }).event);
+      else if (event === 'status') {
+        const r = JSON.parse(data) as RunView;
+        if (r.status !== 'queued' && r.status !== 'running') final = r;
       }
     }
   } finally {

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cron } from 'croner';
-import { readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../../common/http-guard.js';
+import { listenOn, readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../../common/http-guard.js';
 import { bearerMatches, tokenDigest } from '../../common/bearer-token.js';
 import { DEFAULT_MATRIX_YAML, defaultMatrix } from '../matrix/default.js';
 import { MatrixError, parseMatrix, validateMatrix } from '../matrix/schema.js';
@@ -115,13 +115,7 @@ export class DaemonServer {
 
   listen(port: number, host: string): Promise<number> {
     this.listenHost = host.toLowerCase();
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as { port: number }).port);
-      });
-    });
+    return listenOn(this.server, port, host);
   }
 
   async close(): Promise<void> {
