@@ -106,6 +106,7 @@ export class LoadgenServer {
       res.end(method === 'HEAD' ? undefined : data);
       return;
     }
+    if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) return this.send(res, 200, { status: 'ok' });
     if (path === '/v1/benchmarks') {
       if (method === 'POST') return this.create(req, res);
       if (method === 'GET') {

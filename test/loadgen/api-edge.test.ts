@@ -163,3 +163,10 @@ t.test('a malformed %-escape is a 404; an oversize body is a 413; both OpenAI-sh
   t.equal(small.status, 400, 'a body under the limit is read and validated');
   t.equal(errorOf(small).param, 'pad');
 });
+
+t.test('/healthz answers ok (for a supervisor or a deploy role)', async (t) => {
+  const lg = await spawnCli(t, ['loadgen', 'serve', '--port', '0']);
+  const r = await fetch(`http://127.0.0.1:${lg.ready.port as number}/healthz`);
+  t.equal(r.status, 200);
+  t.same(await r.json(), { status: 'ok' });
+});

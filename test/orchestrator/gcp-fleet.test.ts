@@ -54,7 +54,7 @@ t.test('three VMs: exact insert bodies, every operation waited on, addresses rea
     // The SDK's protobuf serialisation adds the empty maps.
     disks: [{ boot: true, autoDelete: true, initializeParams: { labels: {}, resourceManagerTags: {}, sourceImage: 'projects/debian-cloud/global/images/family/debian-12', diskSizeGb: '20' } }],
     networkInterfaces: [{ network: 'global/networks/default', accessConfigs: [{ name: 'External NAT', type: 'ONE_TO_ONE_NAT' }] }],
-    metadata: { items: [{ key: 'ssh-keys', value: `sluice:${KEY}` }] },
+    metadata: { items: [{ key: 'ssh-keys', value: `sluice-ops:${KEY}` }] },
   });
   t.ok([...fake.operations.values()].every((op) => op.waits >= 1 && op.status === 'DONE'), 'every insert operation was waited on');
   const sink = vms.find((v) => v.role === 'sink')!;
@@ -155,5 +155,6 @@ t.test('the cost estimate names the table\'s date; the inventory and the key pai
   t.same(parsed.all.children.sut!.hosts, { 'sluice-x-sut': { ansible_host: '203.0.113.3', internal_address: '10.0.0.3' } });
   t.same(parsed.all.children.sink!.hosts, { 'sluice-x-sink': { ansible_host: '10.0.0.4', internal_address: '10.0.0.4' } });
   t.equal(parsed.all.vars.ansible_ssh_private_key_file, key.privateKeyFile);
+  t.equal(parsed.all.vars.ansible_user, 'sluice-ops', 'the login is not the service account');
   t.equal(statSync(inv).mode & 0o777, 0o600);
 });

@@ -23,7 +23,7 @@ export interface FleetOptions {
   image: string;
   network: string;
   runId: string;
-  /** The public key the VMs accept for the user `sluice` (OpenSSH format). */
+  /** The public key the VMs accept for the login user SSH_USER (OpenSSH format). */
   sshPublicKey: string;
   /** Client options for the SDK (tests: the fake Compute server on loopback). */
   client?: ClientOptions;
@@ -39,6 +39,9 @@ export interface Vm {
   internalIp: string;
   externalIp: string | null;
 }
+
+/** The login Ansible uses: not `sluice`, the account the services run as (the common role creates that one). */
+export const SSH_USER = 'sluice-ops';
 
 export const LABEL = 'sluice';
 export const LABEL_VALUE = 'bench';
@@ -103,7 +106,7 @@ export class GcpFleet {
       tags: { items: ['sluice-bench'] },
       disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: image, diskSizeGb: '20' } }],
       networkInterfaces: [{ network: network.includes('/') ? network : `global/networks/${network}`, accessConfigs: [{ name: 'External NAT', type: 'ONE_TO_ONE_NAT' }] }],
-      metadata: { items: [{ key: 'ssh-keys', value: `sluice:${this.o.sshPublicKey.trim()}` }] },
+      metadata: { items: [{ key: 'ssh-keys', value: `${SSH_USER}:${this.o.sshPublicKey.trim()}` }] },
     };
   }
 

@@ -1,11 +1,12 @@
 // The per-run SSH key pair put in the VMs' metadata, and the Ansible
 // inventory of a GCP run (groups source, sut, sink; the VMs' external
-// addresses to reach them, internal ones for their traffic).
+// addresses to reach them, internal ones for their traffic; the login user
+// is SSH_USER, never the service account `sluice`).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { GcpError, type Vm } from './fleet.js';
+import { GcpError, SSH_USER, type Vm } from './fleet.js';
 
 export interface KeyPair {
   privateKeyFile: string;
@@ -34,7 +35,7 @@ export function writeInventory(path: string, vms: Vm[], key: KeyPair): void {
   const inventory = {
     all: {
       vars: {
-        ansible_user: 'sluice',
+        ansible_user: SSH_USER,
         ansible_ssh_private_key_file: key.privateKeyFile,
         ansible_ssh_common_args: '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=' + join(path, '..', 'known_hosts'),
         ansible_become: true,
