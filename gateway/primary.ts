@@ -164,15 +164,41 @@ export async function runPrimary(cfg: GatewayConfig, reload?: () => GatewayConfi
     return w;
   };
 
+  /**
+   * Retires a generation in two steps: every worker stops accepting, and only once all of them
+   * have do they answer with Connection: close. Otherwise a client sent away by the first could
+   * reconnect into the accept queue of a second just before it closes its listener, and be reset.
+   */
   const retire = (gen: Generation): void => {
+    const closing = new Set<number>();
     for (const id of gen.workers) {
       const w = cluster.workers?.[id];
       if (w === undefined) continue;
       retired.add(id);
       // One that never listened holds no connection: it can go at once.
-      if (gen.listening.has(id) && w.isConnected()) w.send({ type: MSG.retire });
-      else w.process.kill('SIGKILL');
+      if (gen.listening.has(id) && w.isConnected()) {
+        closing.add(id);
+        w.send({ type: MSG.retire });
+      } else w.process.kill('SIGKILL');
     }
+    if (closing.size === 0) return;
+    const release = (): void => {
+      clearTimeout(timer);
+      for (const w of Object.values(cluster.workers ?? {})) if (w) w.off('message', onClosed);
+      for (const id of closing) {
+        const w = cluster.workers?.[id];
+        if (w?.isConnected()) w.send({ type: MSG.closeConnections });
+      }
+    };
+    const onClosed = (m: WorkerMessage): void => {
+      if (m.type !== MSG.stoppedAccepting) return;
+      pendingClose.delete(m.worker);
+      if (pendingClose.size === 0) release();
+    };
+    const pendingClose = new Set(closing);
+    // A worker that does not answer (it died meanwhile) does not hold the others.
+    const timer = setTimeout(release, 2000);
+    for (const id of closing) cluster.workers?.[id]?.on('message', onClosed);
   };
 
   const commitReload = (): void => {

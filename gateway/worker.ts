@@ -150,8 +150,22 @@ export async function runWorker(): Promise<void> {
     closeListener();
     await finish(Date.now() + cfg.shutdown.drain_timeout_ms);
   };
-  /** A reload: the new workers listen already. Stop accepting at once, serve what is left, exit. */
-  const retire = async (): Promise<void> => {
+  /**
+   * A reload: the new workers listen already. Stop accepting at once and say so; requests on kept-alive
+   * connections are still served as usual until the primary says every retiring worker stopped
+   * accepting (closeConnections): then each response asks its client to reconnect, and the worker drains
+   * and exits.
+   */
+  let retiring = false;
+  const retire = (): void => {
+    if (stopping || retiring) return;
+    retiring = true;
+    closeListener();
+    process.send!({ type: MSG.stoppedAccepting, worker: workerId });
+    // Should the primary not answer, go on alone.
+    setTimeout(() => void closeConnections(), 5000).unref();
+  };
+  const closeConnections = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     ctx.closing = true;
@@ -162,7 +176,8 @@ export async function runWorker(): Promise<void> {
   process.on('message', (m: PrimaryMessage) => {
     if (m.type === MSG.metricsResponse) metricsAnswered(m.id, m.text);
     else if (m.type === MSG.shutdown) void shutdown(m.graceMs);
-    else if (m.type === MSG.retire) void retire();
+    else if (m.type === MSG.retire) retire();
+    else if (m.type === MSG.closeConnections) void closeConnections();
     else if (m.type === MSG.broadcast) {
       const ev = (m.payload as { revoked?: { id: string; sha256: string } }).revoked;
       if (ev) revoked(ev);
