@@ -217,8 +217,12 @@ export class ProxyExchange implements H1Handler {
       if (this.key !== null && this.status >= 200 && this.status < 300) this.bill(lastUsage(body, 0, body.length));
       res.cork(() => {
         this.writeHead();
-        if (this.status === 204 || this.status === 304) res.endWithoutBody(undefined, this.ctx.closing);
-        else res.end(body, this.ctx.closing);
+        if (this.status === 204 || this.status === 304) {
+          // endWithoutBody(undefined, …) aborts the process in this uWS, and (0, true) adds a
+          // Content-Length a 204 must not have: the header is written here, and the client closes.
+          if (this.ctx.closing) res.writeHeader('connection', 'close');
+          res.endWithoutBody();
+        } else res.end(body, this.ctx.closing);
       });
     } else {
       const sse = this.sse;

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { connect } from 'node:net';
+import { createServer } from 'node:http';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { startSink } from '../helpers/sink.js';
@@ -196,4 +197,40 @@ t.test('SIGTERM with while_draining: refuse: new requests get 503 with Connectio
   t.equal(refused.headers.connection, 'close');
   t.match(await refused.body.text(), /shutting_down/);
   t.equal(await gw.exited, 0);
+});
+
+t.test('204 and 304 from the upstream pass through, and carry Connection: close while draining', async (t) => {
+  const up = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const status = req.url?.endsWith('/not-modified') ? 304 : 204;
+      res.writeHead(status);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => up.close(() => r())));
+  const key = newKey();
+  const url = `http://127.0.0.1:${(up.address() as { port: number }).port}/v1`;
+  const gw = await startGateway(t, { workers: 1, keys: [{ name: 'k', sha256: key.sha256 }], models: { m: { upstreams: [{ url }] } }, shutdown: { grace_ms: 3000 } });
+  const send = (path: string) => request(`${gw.url}${path}`, { method: 'POST', headers: auth(key.secret), body: '{"model":"m"}' });
+  for (const [path, status] of [['/chat/completions', 204], ['/not-modified', 304], ['/chat/completions', 204]] as const) {
+    const r = await send(path);
+    t.equal(r.statusCode, status, `${path}: ${status}, and the worker is still there`);
+    t.equal(await r.body.text(), '');
+    t.equal(r.headers.connection, undefined, 'kept alive');
+  }
+  gw.proc.kill('SIGTERM');
+  t.ok(
+    await waitFor(async () => {
+      const r = await request(`${gw.origin}/readyz`);
+      await r.body.text();
+      return r.statusCode === 503;
+    }),
+  );
+  const closing = await send('/chat/completions');
+  t.equal(closing.statusCode, 204);
+  t.equal(closing.headers.connection, 'close', 'while draining: Connection: close');
+  await closing.body.text();
+  t.equal(await gw.exited, 0, 'the worker never died');
 });
