@@ -20,7 +20,7 @@ import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, execFileSync } from 'node:child_process';
-import { spawnReady, jsonPort, cpuMicros, watchPeakRss, stop } from './lib/procs.mjs';
+import { spawnReady, jsonPort, cpuMicros, watchPeakRss, stop, track } from './lib/procs.mjs';
 import { wrk, chatBody } from './lib/wrk.mjs';
 
 const STORES = ['none', 'sqlite', 'redis'];
@@ -119,7 +119,7 @@ async function startGateway(store) {
 
 async function startRedis() {
   const port = 21000 + Math.floor(Math.random() * 20000);
-  const proc = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const proc = track(spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
   await new Promise((r) => setTimeout(r, 500));
   return { proc, url: `redis://127.0.0.1:${port}` };
 }
@@ -150,7 +150,8 @@ http {
 }
 `,
   );
-  const proc = spawn('/usr/sbin/nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
+  // Its own process group: at exit the master and its workers are stopped together.
+  const proc = track(spawn('/usr/sbin/nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: 'inherit', detached: true }), true);
   await new Promise((r) => setTimeout(r, 500));
   return { proc, url: `http://127.0.0.1:${port}` };
 }

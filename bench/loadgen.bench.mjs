@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
-import { spawnReady, jsonPort, cpuMicros, stop } from './lib/procs.mjs';
+import { spawnReady, jsonPort, cpuMicros, stop, track } from './lib/procs.mjs';
 import { chatBody, wrk } from './lib/wrk.mjs';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -22,7 +22,7 @@ console.log(`load average at start: ${load()}`);
 /** Runs a child to completion; resolves with stdout and the CPU time it used (µs, sampled just before exit). */
 function runChild(cmd, args) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     let err = '';
     let cpu = 0;
