@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { LocalHost } from '../providers/local.js';
 import { NetnsHost } from '../providers/netns.js';
 import type { Host } from '../providers/types.js';
+import { observeStartedProcesses, startTicks } from '../providers/processes.js';
 import { compareResults, formatComparison } from '../report/compare.js';
 import { reportHtml } from '../report/html.js';
 import { formatTables } from '../report/tables.js';
@@ -161,6 +162,11 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
         this.emit('event', { type: 'skip', runId: run.id, system: e.system, scenario: e.scenario, reason: e.reason });
       }
     };
+    // Every process the run starts is recorded: should the daemon be killed, the next one stops them.
+    observeStartedProcesses((pid) => {
+      const ticks = startTicks(pid);
+      if (ticks !== null) this.store.addProcess(run.id, pid, ticks);
+    });
     let results: Results;
     try {
       results = await runMatrix({
@@ -182,6 +188,8 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
       return;
     } finally {
       await host.close();
+      observeStartedProcesses(null);
+      this.store.takeProcesses(run.id);
       rmSync(workDir, { recursive: true, force: true });
     }
     if (this.stopped && results.status === 'canceled') {

@@ -9,6 +9,7 @@ import { Executor } from './executor.js';
 import { Scheduler } from './scheduler.js';
 import { DaemonServer } from './server.js';
 import { DaemonStore } from './store.js';
+import { startTicks } from '../providers/processes.js';
 import type { ServeOptions } from './command.js';
 
 /** Whether an address only this machine can reach was given. */
@@ -37,6 +38,20 @@ export async function serve(o: ServeOptions, usage: (msg: string) => never): Pro
   }
   const interrupted = store.recover();
   for (const id of interrupted) log('warn', 'run interrupted by a restart; its finished cells are kept', { run: id });
+  // What a killed daemon's run left running (each in a process group of its own): stopped now.
+  const left = store.takeProcesses().filter((p) => startTicks(p.pid) === p.startTicks);
+  for (const p of left) {
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  if (left.length > 0) log('warn', 'stopped the processes an interrupted run left', { pids: left.map((p) => p.pid) });
   const executor = new Executor(store, { peersDir: resolve(o.peersDir ?? defaultPeersDir()), log });
   const scheduler = new Scheduler(store, () => executor.pump());
   const server = new DaemonServer(store, executor, scheduler, { token, allowCommands: o.allowCommands, log });

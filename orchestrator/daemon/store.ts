@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, seq);
 CREATE INDEX IF NOT EXISTS runs_schedule ON runs (schedule_id, seq);
+CREATE TABLE IF NOT EXISTS run_processes (
+  run_id TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  start_ticks INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS schedules (
   id TEXT PRIMARY KEY,
   cron TEXT NOT NULL,
@@ -193,6 +198,21 @@ export class DaemonStore {
     const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ?`);
     for (const { id } of cut) mark.run(now.toISOString(), 'the daemon stopped during the run; the cells it finished are kept', id);
     return cut.map((r) => r.id);
+  }
+
+  /** A process a run started (its process group is stopped should the daemon die first). */
+  addProcess(runId: string, pid: number, startTicks: number): void {
+    this.db.prepare('INSERT INTO run_processes (run_id, pid, start_ticks) VALUES (?, ?, ?)').run(runId, pid, startTicks);
+  }
+
+  /** The processes recorded for runs, and forgets them. */
+  takeProcesses(runId?: string): Array<{ pid: number; startTicks: number }> {
+    const rows = (
+      runId === undefined ? this.db.prepare('SELECT pid, start_ticks FROM run_processes').all() : this.db.prepare('SELECT pid, start_ticks FROM run_processes WHERE run_id = ?').all(runId)
+    ) as Array<{ pid: number; start_ticks: number }>;
+    if (runId === undefined) this.db.prepare('DELETE FROM run_processes').run();
+    else this.db.prepare('DELETE FROM run_processes WHERE run_id = ?').run(runId);
+    return rows.map((r) => ({ pid: r.pid, startTicks: r.start_ticks }));
   }
 
   createRun(matrix: Matrix, label: string | null, scheduleId: string | null = null, provider: Provider = 'local'): RunRecord {

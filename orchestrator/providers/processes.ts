@@ -3,6 +3,7 @@
 // system's shell and its children) and nothing is left behind on success,
 // failure or Ctrl-C.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { alive, descendants } from '../../common/procs.js';
 
@@ -29,6 +30,24 @@ const KEEP_LINES = 40;
 
 export class ProcessError extends Error {
   override name = 'ProcessError';
+}
+
+/** Told of every process a ProcessSet starts (the daemon records them, to stop them after a crash). */
+let observer: ((pid: number) => void) | null = null;
+
+/** Sets (or clears, with null) the one observer of started processes. */
+export function observeStartedProcesses(fn: ((pid: number) => void) | null): void {
+  observer = fn;
+}
+
+/** When a process started, in clock ticks since boot (/proc/PID/stat field 22): a pid reused later has another. */
+export function startTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return null;
+  }
 }
 
 /** How a provider runs a command on its host (a netns host: `ip netns exec NS taskset -c CPUS cmd args`). */
@@ -63,7 +82,10 @@ export class ProcessSet {
     const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
     const spawnError = new Promise<Error>((resolve) => proc.once('error', resolve));
     const s: Started = { name, proc, pid: proc.pid ?? -1, ready: true, output: () => lines.join('\n'), exited };
-    if (proc.pid !== undefined) this.running.add(s);
+    if (proc.pid !== undefined) {
+      this.running.add(s);
+      observer?.(proc.pid);
+    }
     void exited.then(() => this.running.delete(s));
     const err = createInterface({ input: proc.stderr! });
     err.on('line', keep);
