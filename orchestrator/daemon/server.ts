@@ -219,7 +219,8 @@ export class DaemonServer {
       m = typeof raw === 'string' ? parseMatrix(raw) : validateMatrix(raw);
     } catch (err) {
       if (err instanceof MatrixError) {
-        const field = /^matrix: ([^:]+):/.exec(err.message)?.[1];
+        // "matrix: scenarios.0.wait_ms: must be >= 0" names a field; "matrix: not valid YAML …" does not.
+        const field = /^matrix: ([\w.-]+):/.exec(err.message)?.[1];
         throw new ApiError(400, err.message, 'invalid_matrix', field === undefined ? 'matrix' : `matrix.${field}`);
       }
       throw err;

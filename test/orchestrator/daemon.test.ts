@@ -127,6 +127,10 @@ t.test('bad requests get their status, one line naming the field', async (t) => 
   t.equal(bad.body.error.message, 'matrix: scenarios.0.wait_ms: must be >= 0');
   t.equal(bad.body.error.param, 'matrix.scenarios.0.wait_ms');
   t.equal((await api(d, 'POST', '/v1/runs', {})).status, 400, 'no matrix');
+  const yaml = await api<{ error: { message: string; param: string } }>(d, 'POST', '/v1/runs', { matrix: 'scenarios: [unclosed' });
+  t.equal(yaml.status, 400);
+  t.match(yaml.body.error.message, /^matrix: not valid YAML or JSON: /);
+  t.equal(yaml.body.error.param, 'matrix', 'text that does not parse: the field is the matrix itself');
   t.equal((await api(d, 'POST', '/v1/runs', '{nope')).status, 400, 'not JSON');
   t.equal((await api(d, 'POST', '/v1/runs', JSON.stringify({ matrix: tiny('x') }), { 'content-type': 'text/plain' })).status, 415, 'not declared JSON');
   t.equal((await api(d, 'POST', '/v1/runs', { matrix: 'x'.repeat(1024 * 1024 + 10) })).status, 413, 'over 1 MiB');
