@@ -3,10 +3,8 @@
 // is plenty here: this server handles a handful of requests per run, and the
 // load itself comes from the worker threads.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serveAsset, webAssets } from '../common/web-assets.js';
 import { randomUUID } from 'node:crypto';
 import { listenOn, readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../common/http-guard.js';
 import { parseSpec, publicSpec, SpecError, type RunSpec } from './spec.js';
@@ -29,15 +27,7 @@ export interface Benchmark {
   error: string | null;
 }
 
-const WEB_DIR = fileURLToPath(new URL('./web/', import.meta.url));
-const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
-const STATIC: Record<string, { file: string; type: string }> = {
-  '/': { file: join(WEB_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
-  '/app.js': { file: join(WEB_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: join(WEB_DIR, 'style.css'), type: 'text/css; charset=utf-8' },
-  '/vendor/uPlot.iife.min.js': { file: join(UPLOT_DIR, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
-  '/vendor/uPlot.min.css': { file: join(UPLOT_DIR, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
-};
+const STATIC = webAssets(fileURLToPath(new URL('./web/', import.meta.url)));
 const MAX_BODY = 1024 * 1024;
 const KEEP = 100;
 
@@ -99,13 +89,7 @@ export class LoadgenServer {
     const method = req.method ?? 'GET';
     const refused = refuseCrossSite(req, this.listenHost);
     if (refused) return this.fail(res, refused.status, refused.message, refused.code);
-    const asset = STATIC[path];
-    if (asset && (method === 'GET' || method === 'HEAD')) {
-      const data = await readFile(asset.file);
-      res.writeHead(200, { 'content-type': asset.type, 'content-length': data.length, 'cache-control': 'no-cache' });
-      res.end(method === 'HEAD' ? undefined : data);
-      return;
-    }
+    if (await serveAsset(STATIC, path, method, res)) return;
     if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) return this.send(res, 200, { status: 'ok' });
     if (path === '/v1/benchmarks') {
       if (method === 'POST') return this.create(req, res);

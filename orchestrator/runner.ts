@@ -12,7 +12,7 @@ import { LoadgenClient, type LoadSpec } from './loadgen-client.js';
 import { sinkLatencyMs, theoreticalRps } from './matrix/default.js';
 import type { Matrix, Scenario } from './matrix/types.js';
 import type { Host } from './providers/types.js';
-import type { CellResult, Results, SweepResult, SweepStep, SystemInfo } from './results.js';
+import type { Results, SweepResult, SweepStep, SystemInfo } from './results.js';
 import { environment } from './environment.js';
 import { keptUp, servedRate } from './report/capacity.js';
 import { systemModule } from './systems/index.js';

@@ -3,10 +3,8 @@
 // plenty: this server answers a handful of requests while a run drives load
 // from other processes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serveAsset, webAssets } from '../../common/web-assets.js';
 import { Cron } from 'croner';
 import { listenOn, readBodyLimited, refuseCrossSite, refuseNonJson, sendError, sendJson } from '../../common/http-guard.js';
 import { bearerMatches, tokenDigest } from '../../common/bearer-token.js';
@@ -23,15 +21,7 @@ import { PROVIDERS, RUN_STATUSES, type DaemonStore, type Provider, type RunRecor
 import { netnsRefusal } from '../providers/netns.js';
 
 const MAX_BODY = 1024 * 1024;
-const WEB_DIR = fileURLToPath(new URL('./web/', import.meta.url));
-const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
-const STATIC: Record<string, { file: string; type: string }> = {
-  '/': { file: join(WEB_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
-  '/app.js': { file: join(WEB_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: join(WEB_DIR, 'style.css'), type: 'text/css; charset=utf-8' },
-  '/vendor/uPlot.iife.min.js': { file: join(UPLOT_DIR, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
-  '/vendor/uPlot.min.css': { file: join(UPLOT_DIR, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
-};
+const STATIC = webAssets(fileURLToPath(new URL('./web/', import.meta.url)));
 
 /** A request the API refuses: its status, message, code and the field at fault. */
 class ApiError extends Error {
@@ -130,14 +120,8 @@ export class DaemonServer {
     const method = req.method ?? 'GET';
     const refused = refuseCrossSite(req, this.listenHost);
     if (refused) return sendError(res, refused.status, refused.message, refused.code);
-    const asset = STATIC[path];
-    if (asset && (method === 'GET' || method === 'HEAD')) {
-      // The page itself holds nothing secret; it asks for the token when the API wants one.
-      const data = await readFile(asset.file);
-      res.writeHead(200, { 'content-type': asset.type, 'content-length': data.length, 'cache-control': 'no-cache' });
-      res.end(method === 'HEAD' ? undefined : data);
-      return;
-    }
+    // The page itself holds nothing secret; it asks for the token when the API wants one.
+    if (await serveAsset(STATIC, path, method, res)) return;
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (this.tokenDigest !== null && !bearerMatches(req.headers.authorization ?? '', this.tokenDigest)) {
       throw new ApiError(401, 'Missing or wrong token: send it as "Authorization: Bearer <token>" (the daemon was started with --token-env).', 'invalid_token');

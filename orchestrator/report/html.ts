@@ -5,8 +5,8 @@
 // here; the charts are drawn in the page from data computed here, the latency
 // curves from each cell's histogram.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { UPLOT_DIR } from '../../common/web-assets.js';
+import { join } from 'node:path';
 import { decode, mergeResults, type LatencySummary, type LoadgenResult } from '../../loadgen/result.js';
 import { sinkLatencyMs, theoreticalRps } from '../matrix/default.js';
 import type { Scenario } from '../matrix/types.js';
@@ -49,7 +49,7 @@ let assets: { uplotJs: string; uplotCss: string; js: string; css: string } | nul
 
 function loadAssets(): NonNullable<typeof assets> {
   if (assets !== null) return assets;
-  const uplot = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+  const uplot = UPLOT_DIR;
   const web = new URL('./web/', import.meta.url);
   assets = {
     uplotJs: readFileSync(join(uplot, 'uPlot.iife.min.js'), 'utf8'),
