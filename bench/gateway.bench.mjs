@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn, execFileSync } from 'node:child_process';
 import { spawnReady, jsonPort, cpuMicros, watchPeakRss, stop, track } from './lib/procs.mjs';
 import { wrk, chatBody } from './lib/wrk.mjs';
+import { startGatewayProcess, writeGatewayConfig } from './lib/gateway.mjs';
 
 const STORES = ['none', 'sqlite', 'redis'];
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -82,36 +83,20 @@ if (redis) await stop(redis.proc);
 report();
 
 /** A gateway whose one key lives where `store` says. */
-async function startGateway(store) {
+async function startGateway(storeKind) {
   let secret = `sk-bench-${randomBytes(24).toString('hex')}`;
-  let storeLine = 'store: { kind: none }';
+  let store = { kind: 'none' };
   const keys = [];
-  if (store === 'none') {
-    keys.push('keys:', `  - { name: bench, sha256: ${createHash('sha256').update(secret).digest('hex')}, models: ["*"] }`);
+  if (storeKind === 'none') {
+    keys.push({ name: 'bench', sha256: createHash('sha256').update(secret).digest('hex') });
   } else {
-    const target = store === 'sqlite' ? join(dir, 'keys.db') : redis.url;
-    storeLine = store === 'sqlite' ? `store: { kind: sqlite, path: "${target}" }` : `store: { kind: redis, url: "${target}" }`;
+    const target = storeKind === 'sqlite' ? join(dir, 'keys.db') : redis.url;
+    store = storeKind === 'sqlite' ? { kind: 'sqlite', path: target } : { kind: 'redis', url: target };
     secret = JSON.parse(execFileSync(process.execPath, [cli, 'keys', 'create', '--store', target, '--name', 'bench']).toString()).secret;
   }
-  const config = join(dir, `sluice-${store}.yaml`);
-  writeFileSync(
-    config,
-    [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      'workers: auto',
-      'models:',
-      '  benchmark-model:',
-      `    upstreams: [{ url: "${sinkUrl}/v1" }]`,
-      ...keys,
-      'log: { level: info, requests: true }',
-      'shutdown: { grace_ms: 0 }',
-      storeLine,
-    ].join('\n') + '\n',
-  );
-  const gw = await spawnReady(process.execPath, [cli, 'gateway', '--config', config], (l) => {
-    const m = jsonPort(l);
-    return m && m.msg === 'gateway listening' ? m : null;
-  });
+  const config = join(dir, `sluice-${storeKind}.yaml`);
+  writeGatewayConfig(config, { sinkUrl, keys, store });
+  const gw = await startGatewayProcess(config);
   // Request logs are read and dropped, as a log shipper would; the terminal stays readable.
   gw.proc.stdout.on('data', () => {});
   return { proc: gw.proc, url: `http://127.0.0.1:${gw.ready.port}`, secret };

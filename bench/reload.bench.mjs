@@ -20,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawnReady, jsonPort, stop } from './lib/procs.mjs';
 import { request } from 'node:http';
 import { wrk, chatBody } from './lib/wrk.mjs';
+import { startGatewayProcess, writeGatewayConfig } from './lib/gateway.mjs';
 
 const SYSCTL = '/proc/sys/net/ipv4/tcp_migrate_req';
 const seconds = Number(process.env.BENCH_SECONDS ?? 12);
@@ -94,21 +95,7 @@ const sinkUrl = `http://127.0.0.1:${sink.ready.port}`;
 const secret = `sk-bench-${randomBytes(24).toString('hex')}`;
 const config = join(dir, 'sluice.yaml');
 const writeConfig = (weight) =>
-  writeFileSync(
-    config,
-    [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      'workers: auto',
-      'models:',
-      '  benchmark-model:',
-      `    upstreams: [{ url: "${sinkUrl}/v1", weight: ${weight} }]`,
-      'keys:',
-      `  - { name: bench, sha256: ${createHash('sha256').update(secret).digest('hex')}, models: ["*"] }`,
-      'store: { kind: none }',
-      'log: { level: info, requests: false }',
-      'shutdown: { grace_ms: 0 }',
-    ].join('\n') + '\n',
-  );
+  writeGatewayConfig(config, { sinkUrl, weight, requests: false, keys: [{ name: 'bench', sha256: createHash('sha256').update(secret).digest('hex') }] });
 
 const results = [];
 try {
@@ -116,10 +103,7 @@ try {
     if (migrate !== null) writeSysctl(migrate);
     for (const mode of ['keep-alive', 'new connections']) {
       writeConfig(1);
-      const gw = await spawnReady(process.execPath, [cli, 'gateway', '--config', config], (l) => {
-        const m = jsonPort(l);
-        return m && m.msg === 'gateway listening' ? m : null;
-      });
+      const gw = await startGatewayProcess(config);
       let reloaded = 0;
       gw.proc.stdout.on('data', (d) => (reloaded += d.toString().split('"config reloaded"').length - 1));
       const url = `http://127.0.0.1:${gw.ready.port}/v1/chat/completions`;
