@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium.js';
 import type { Environment } from '../../orchestrator/environment.js';
 import type { CellResult, Results, SweepResult, SweepStep, SystemInfo } from '../../orchestrator/results.js';
 import { RESULTS_VERSION } from '../../orchestrator/results.js';
@@ -173,7 +174,7 @@ t.test('a sink that does not wait: no theoretical rate, bars still to scale', as
 
 t.test('the report in Chromium from file://, offline', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-report-'));
-  const browser: Browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   t.teardown(async () => {
     await browser.close();
     rmSync(dir, { recursive: true, force: true });

@@ -36,6 +36,14 @@ async function reload(t: Test, gw: GatewayHandle, config: unknown, expect: 'conf
   t.ok(await waitFor(() => lines(gw, expect).length > before, 20_000), `SIGHUP: ${expect}`);
 }
 
+/** Whether /readyz (asked on a new connection each time) answers 503 within 5 s: the gateway is draining. */
+const readyz503 = (gw: GatewayHandle): Promise<boolean> =>
+  waitFor(async () => {
+    const r = await request(`${gw.origin}/readyz`);
+    await r.body.text();
+    return r.statusCode === 503;
+  });
+
 const chat = (gw: GatewayHandle, secret: string, model: string): ReturnType<typeof request> =>
   request(`${gw.url}/chat/completions`, { method: 'POST', headers: auth(secret), body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) });
 
@@ -153,11 +161,7 @@ t.test('SIGTERM: /readyz answers 503 during the grace period, requests are serve
   const started = Date.now();
   gw.proc.kill('SIGTERM');
   t.ok(
-    await waitFor(async () => {
-      const r = await request(`${gw.origin}/readyz`);
-      await r.body.text();
-      return r.statusCode === 503;
-    }),
+    await readyz503(gw),
     'a probe on a new connection gets 503, not "connection refused"',
   );
   const served = await chat(gw, key.secret, 'm');
@@ -186,11 +190,7 @@ t.test('SIGTERM with while_draining: refuse: new requests get 503 with Connectio
   const gw = await startGateway(t, { workers: 1, keys: [{ name: 'k', sha256: key.sha256 }], models: { m: { upstreams: [{ url: sink.url }] } }, shutdown: { grace_ms: 1500, while_draining: 'refuse' } });
   gw.proc.kill('SIGTERM');
   t.ok(
-    await waitFor(async () => {
-      const r = await request(`${gw.origin}/readyz`);
-      await r.body.text();
-      return r.statusCode === 503;
-    }),
+    await readyz503(gw),
   );
   const refused = await chat(gw, key.secret, 'm');
   t.equal(refused.statusCode, 503);
@@ -222,11 +222,7 @@ t.test('204 and 304 from the upstream pass through, and carry Connection: close 
   }
   gw.proc.kill('SIGTERM');
   t.ok(
-    await waitFor(async () => {
-      const r = await request(`${gw.origin}/readyz`);
-      await r.body.text();
-      return r.statusCode === 503;
-    }),
+    await readyz503(gw),
   );
   const closing = await send('/chat/completions');
   t.equal(closing.statusCode, 204);

@@ -1,24 +1,12 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { spawnCli, startSink } from '../helpers/sink.js';
+import { launchChromium } from '../helpers/chromium.js';
 
 t.test('the web page starts a run, shows progress, the result and the percentile chart', async (t) => {
   const sink = await startSink(t, ['--wait-ms', '10']);
   const lg = await spawnCli(t, ['loadgen', 'serve', '--port', '0']);
   const origin = `http://127.0.0.1:${lg.ready.port as number}`;
-  const profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  t.teardown(async () => {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
+  const browser = await launchChromium(t);
   const page = await browser.newPage();
   const failed: string[] = [];
   page.on('requestfailed', (r) => {

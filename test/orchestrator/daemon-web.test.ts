@@ -7,7 +7,8 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchChromium } from '../helpers/chromium.js';
 import { spawnCli } from '../helpers/sink.js';
 
 // One scenario of ~1 s per system, no warm-up: each cell takes 2–3 s with the processes starting.
@@ -34,17 +35,7 @@ t.test('the daemon page: submit, follow, report, history trend, compare', async 
   });
   const origin = `http://127.0.0.1:${daemon.ready.port as number}`;
 
-  const profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  t.teardown(async () => {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
+  const browser = await launchChromium(t, { width: 1440, height: 900 });
   const page = await browser.newPage();
   const problems: string[] = [];
   const consoleErrors: string[] = [];
@@ -201,17 +192,7 @@ t.test('with a token: the page asks once, keeps it for the tab, follows and canc
     rmSync(data, { recursive: true, force: true });
   });
   const origin = `http://127.0.0.1:${daemon.ready.port as number}`;
-  const profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    viewport: { width: 1366, height: 768 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
-  t.teardown(async () => {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
-  });
+  const browser = await launchChromium(t, { width: 1366, height: 768 });
   const page = await browser.newPage();
   const problems: string[] = [];
   const statuses: number[] = [];
