@@ -195,8 +195,9 @@ t.test('SIGKILL mid-run: after a restart on the same data the run is interrupted
   const cut = await submit(d, twoCells('cut', 20), 'cut');
   const next = await submit(d, tiny('next'), 'next');
   t.ok(await waitFor(async () => (await api(d, 'GET', `/v1/runs/${cut.id}`)).body.progress?.done === 1, 20_000), 'the first cell finished');
+  // Between the cells the first scenario's sink stops and the second's starts: wait for it.
+  t.ok(await waitFor(() => descendants(d.proc.pid!).slice(1).length >= 2, 10_000), 'the run has processes: the load generator and the second sink');
   const children = descendants(d.proc.pid!).slice(1);
-  t.ok(children.length >= 2, 'the run has processes');
   d.proc.kill('SIGKILL');
   await d.exited;
   t.ok(children.some(alive), 'a SIGKILL leaves them running');
