@@ -1,7 +1,6 @@
 // The `sluice bench` run behind the flags of ./command.ts: load and check the
 // matrix, run it, print the tables, write the results folder.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DEFAULT_MATRIX_YAML, defaultMatrix, fullMatrix } from './matrix/default.js';
 import { MatrixError, parseMatrix, validateMatrix } from './matrix/schema.js';
@@ -128,7 +127,6 @@ function createHost(o: BenchOptions): Host {
 async function runBench(matrix: Matrix, o: BenchOptions, host: Host, base?: Results): Promise<number> {
   const startedAt = new Date();
   const out = resultsDir(resolve(o.out), startedAt);
-  const workDir = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
   const abort = new AbortController();
   let signal: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -146,11 +144,10 @@ async function runBench(matrix: Matrix, o: BenchOptions, host: Host, base?: Resu
   const progress = benchProgress();
   let results: Results;
   try {
-    results = await runMatrix({ matrix, host, workDir, peersDir: resolve(o.peersDir ?? defaultPeersDir()), onEvent: progress.onEvent, signal: abort.signal });
+    results = await runMatrix({ matrix, host, peersDir: resolve(o.peersDir ?? defaultPeersDir()), onEvent: progress.onEvent, signal: abort.signal });
   } finally {
     progress.stop();
     await host.close();
-    rmSync(workDir, { recursive: true, force: true });
   }
   const tables = formatTables(results);
   mkdirSync(out, { recursive: true });

@@ -3,15 +3,13 @@
 // not know), the system started in front of it, the load driven through the
 // load generator's REST API, the system's process tree sampled over the
 // measured window. One code path for every provider.
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpuMicros, watchPeakRss } from '../common/procs.js';
 import type { LoadgenResult } from '../loadgen/result.js';
 import type { Progress } from '../loadgen/run.js';
 import { LoadgenClient, type LoadSpec } from './loadgen-client.js';
 import { sinkLatencyMs, theoreticalRps } from './matrix/default.js';
 import type { Matrix, Scenario } from './matrix/types.js';
-import type { Host } from './providers/types.js';
+import type { Host, Sampling } from './providers/types.js';
 import type { Results, SweepResult, SweepStep, SystemInfo } from './results.js';
 import { environment } from './environment.js';
 import { keptUp, servedRate } from './report/capacity.js';
@@ -40,8 +38,7 @@ export type RunEvent =
 export interface RunOptions {
   matrix: Matrix;
   host: Host;
-  /** Scratch space for config files and databases. */
-  workDir: string;
+  /** Where peers (Portkey …) are installed on the system's host. */
   peersDir: string;
   onEvent?: (e: RunEvent) => void;
   /** Called with the results so far each time a cell or sweep is recorded (the daemon persists them). */
@@ -122,6 +119,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
   };
   let unit = 0;
   const loadgen = new LoadgenClient(await host.loadgen());
+  const workDir = await host.workDir();
   try {
     for (const s of m.scenarios) {
       check();
@@ -131,9 +129,21 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
         for (const name of m.systems) {
           check();
           const mod = systemModule(name, m);
-          const dir = join(opts.workDir, s.name, name);
-          mkdirSync(dir, { recursive: true });
-          const ctx: SystemContext = { sink: sink.endpoint, dir, cli: host.cli, procs: host.procs, cores: host.cores, peersDir: opts.peersDir, model: m.model, host: host.sutAddress };
+          const dir = join(workDir, s.name, name);
+          await host.files.mkdir(dir);
+          const ctx: SystemContext = {
+            sink: sink.endpoint,
+            dir,
+            cli: host.cli,
+            procs: host.procs,
+            files: host.files,
+            freePort: () => host.freePort(),
+            probe: (url, timeoutMs) => host.probe(url, timeoutMs),
+            cores: host.cores,
+            peersDir: opts.peersDir,
+            model: m.model,
+            host: host.sutAddress,
+          };
           const count = s.sweep ? 1 : m.repetitions;
           const skip = (reason: string): void => {
             emit({ type: 'skip', system: name, scenario: s.name, reason });
@@ -162,7 +172,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
             if (s.sweep) {
               const label = `${s.name} · ${name} · sweep`;
               emit({ type: 'start', unit, label });
-              results.sweeps.push(await sweep(loadgen, m, s, name, sys, baselineP99, (p) => emit({ type: 'progress', unit, label, progress: p }), signal));
+              results.sweeps.push(await sweep(host, loadgen, m, s, name, sys, baselineP99, (p) => emit({ type: 'progress', unit, label, progress: p }), signal));
               recorded();
               emit({ type: 'done', unit, label });
               unit++;
@@ -171,7 +181,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
                 check();
                 const label = `${s.name} · ${name}${m.repetitions > 1 ? ` · ${r + 1}/${m.repetitions}` : ''}`;
                 emit({ type: 'start', unit, label });
-                const cell = await measure(loadgen, loadSpec(m, s, sys), sys, (p) => emit({ type: 'progress', unit, label, progress: p }), signal);
+                const cell = await measure(host, loadgen, loadSpec(m, s, sys), sys, (p) => emit({ type: 'progress', unit, label, progress: p }), signal);
                 check();
                 results.cells.push({ scenario: s.name, system: name, repetition: r, ...cell });
                 recorded();
@@ -202,32 +212,38 @@ interface Measured {
 }
 
 /** One benchmark through the load generator, with the system's CPU and RSS over the measured window only. */
-async function measure(loadgen: LoadgenClient, spec: LoadSpec, sys: RunningSystem, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<Measured> {
+async function measure(host: Host, loadgen: LoadgenClient, spec: LoadSpec, sys: RunningSystem, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<Measured> {
   const pids = sys.pids;
-  const cpu = (): number => pids.reduce((sum, p) => sum + cpuMicros(p), 0);
-  let cpu0 = -1;
+  let sampling: Promise<Sampling | null> | null = null;
   let done0 = 0;
-  let peak: Array<() => number> | null = null;
   const startSampling = (done: number): void => {
-    cpu0 = cpu();
     done0 = done;
-    peak = pids.map((p) => watchPeakRss(p));
+    // A window that cannot open (a remote host that stopped answering) measures no CPU; the load goes on.
+    sampling = pids.length === 0 ? Promise.resolve(null) : host.sample(pids).catch(() => null);
   };
   // Open loop has no warm-up: the window opens at once.
   if (spec.warmupS === 0) startSampling(0);
-  const bench = await loadgen.run(
-    spec,
-    (p) => {
-      if (cpu0 < 0 && p.phase === 'running') startSampling(p.done);
-      onProgress(p);
-    },
-    signal,
-  );
+  let bench: Awaited<ReturnType<LoadgenClient['run']>>;
+  try {
+    bench = await loadgen.run(
+      spec,
+      (p) => {
+        if (sampling === null && p.phase === 'running') startSampling(p.done);
+        onProgress(p);
+      },
+      signal,
+    );
+  } catch (err) {
+    await (await (sampling as Promise<Sampling | null> | null))?.stop().catch(() => undefined);
+    throw err;
+  }
+  const window = sampling === null ? null : await (sampling as Promise<Sampling | null>);
+  const taken = window === null ? null : await window.stop().catch(() => null);
   if (bench.status === 'canceled') throw new Canceled('the run was cancelled');
   if (bench.status !== 'completed' || bench.result === null) throw new Error(`the load generator failed: ${bench.error ?? bench.status}`);
   const result = bench.result;
-  const cpuUs = cpu0 >= 0 ? cpu() - cpu0 : NaN;
-  const peakKb = peak === null ? NaN : (peak as Array<() => number>).reduce((s, f) => s + f(), 0);
+  const cpuUs = taken === null ? NaN : taken.cpuUs;
+  const peakKb = taken === null ? NaN : taken.peakRssKb;
   const measured = result.requests - done0;
   return {
     result,
@@ -242,6 +258,7 @@ async function measure(loadgen: LoadgenClient, spec: LoadSpec, sys: RunningSyste
  * requests, or falls behind the rate by more than 10%.
  */
 async function sweep(
+  host: Host,
   loadgen: LoadgenClient,
   m: Matrix,
   s: Scenario,
@@ -256,14 +273,14 @@ async function sweep(
   const isBaseline = name === 'baseline';
   // Unmeasured: a cold system (JIT, connection pools) would fail the first rate for reasons no user sees twice.
   const first = sw.rates[0]!;
-  await measure(loadgen, { ...loadSpec(m, { ...s, rate: first, duration_s: Math.min(2, sw.step_s) }, sys), warmupS: 0 }, sys, onProgress, signal);
+  await measure(host, loadgen, { ...loadSpec(m, { ...s, rate: first, duration_s: Math.min(2, sw.step_s) }, sys), warmupS: 0 }, sys, onProgress, signal);
   for (const rate of sw.rates) {
     if (!isBaseline && !baselineP99.has(rate)) {
       out.stopped = `Baseline did not keep up with ${rate}/s on this machine`;
       break;
     }
     const spec = { ...loadSpec(m, { ...s, rate, duration_s: sw.step_s }, sys), warmupS: 0 };
-    const r = await measure(loadgen, spec, sys, onProgress, signal);
+    const r = await measure(host, loadgen, spec, sys, onProgress, signal);
     const p99 = r.result.latencyMs.p99;
     const added = isBaseline ? null : Math.round((p99 - baselineP99.get(rate)!) * 1000) / 1000;
     const step: SweepStep = { rate, ...r, addedP99Ms: added };

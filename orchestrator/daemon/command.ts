@@ -1,4 +1,4 @@
-// `sluice orchestrator serve|runs|show|cancel|compare`. Only the flags live
+// `sluice orchestrator serve|runs|show|cancel|compare|gc` (and the hidden `sample`). Only the flags live
 // here: every sluice process registers every command, so the daemon and its
 // client are loaded when one of these runs.
 import { type Command, InvalidArgumentError } from 'commander';
@@ -66,6 +66,24 @@ export function registerOrchestratorCommand(program: Command): void {
         }
         throw err;
       }
+    });
+  // How a run reads CPU and RSS on a remote system-under-test host (over SSH): the /proc accounting of common/procs.
+  o.command('sample', { hidden: true })
+    .description('print the CPU time (µs) and resident memory (kB) of process trees, as JSON lines')
+    .requiredOption('--pids <list>', 'roots of the process trees, comma-separated', (v) => {
+      const pids = v.split(',').map(Number);
+      if (pids.length === 0 || pids.some((p) => !Number.isInteger(p) || p <= 0)) throw new InvalidArgumentError('must be process ids, comma-separated.');
+      return pids;
+    })
+    .option('--once', 'one reading, then exit', false)
+    .option('--interval-ms <ms>', 'between readings', integer(10, 60_000), 200)
+    .action(async (opts: { pids: number[]; once: boolean; intervalMs: number }) => {
+      const { cpuMicros, rssKb } = await import('../../common/procs.js');
+      const read = (): string => JSON.stringify({ cpuUs: opts.pids.reduce((s, p) => s + cpuMicros(p), 0), rssKb: opts.pids.reduce((s, p) => s + rssKb(p), 0) }) + '\n';
+      process.stdout.write(read());
+      if (opts.once) return;
+      setInterval(() => process.stdout.write(read()), opts.intervalMs);
+      await new Promise(() => undefined);
     });
   const client = (cmd: Command): Command =>
     cmd

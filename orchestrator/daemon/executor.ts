@@ -3,9 +3,6 @@
 // are written to the store as they happen, so a crash loses nothing that
 // finished; a cancel aborts the run and stops every process it started.
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { LocalHost } from '../providers/local.js';
 import { NetnsHost } from '../providers/netns.js';
 import type { Host } from '../providers/types.js';
@@ -126,7 +123,6 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
       this.emitStatus(run.id);
       return;
     }
-    const workDir = mkdtempSync(join(tmpdir(), 'sluice-daemon-'));
     let units: PlannedUnit[] = plan(run.matrix);
     const totalSeconds = (): number => Math.max(1, units.reduce((s, u) => s + u.seconds, 0));
     let done = 0;
@@ -172,7 +168,6 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
       results = await runMatrix({
         matrix: run.matrix,
         host,
-        workDir,
         peersDir: this.opts.peersDir,
         onEvent,
         // Written as each cell finishes: a crash keeps them, marked as not finished.
@@ -190,7 +185,6 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
       await host.close();
       observeStartedProcesses(null);
       this.store.takeProcesses(run.id);
-      rmSync(workDir, { recursive: true, force: true });
     }
     if (this.stopped && results.status === 'canceled') {
       // The daemon is stopping, not the user cancelling: the run was cut off.

@@ -12,8 +12,9 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { alive } from '../../common/procs.js';
+import { freeLocalPort, localFiles, localProbe, localSample, LocalWorkDir } from './local.js';
 import { jsonLine, ProcessSet, type Started } from './processes.js';
-import type { Host, SinkHandle } from './types.js';
+import type { Host, SinkHandle, Sampling } from './types.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 const PREFIX = 'sluice-';
@@ -125,8 +126,10 @@ export class NetnsHost implements Host {
   readonly name = 'netns';
   readonly cli = [process.execPath, CLI];
   readonly procs: ProcessSet;
+  readonly files = localFiles;
   readonly cores: number;
   readonly sutAddress: string;
+  private readonly scratch = new LocalWorkDir('sluice-bench-');
   private readonly id = process.pid.toString(36);
   private readonly subnet: string;
   private readonly split: Record<Role, number[]> | null;
@@ -208,6 +211,23 @@ export class NetnsHost implements Host {
     );
   }
 
+  workDir(): Promise<string> {
+    return this.scratch.get();
+  }
+
+  /** A port free on the system's address (its namespace has its own ports; none is in use there but ours). */
+  freePort(): Promise<number> {
+    return freeLocalPort();
+  }
+
+  probe(url: string, timeoutMs?: number): Promise<number | null> {
+    return localProbe(url, timeoutMs);
+  }
+
+  sample(pids: number[]): Promise<Sampling> {
+    return localSample(pids);
+  }
+
   async loadgen(): Promise<string> {
     if (this.loadgenProc === null) {
       this.loadgenProc = await this.roleProcs.source.start('loadgen', process.execPath, [CLI, 'loadgen', 'serve', '--host', this.address('source'), '--port', '0'], {
@@ -239,6 +259,7 @@ export class NetnsHost implements Host {
     await Promise.all([this.procs.stopAll(), this.roleProcs.source.stopAll(), this.roleProcs.sink.stopAll()]);
     this.loadgenProc = null;
     this.teardown();
+    await this.scratch.remove();
   }
 
   /** Removes this run's namespaces (and anything still in them) and links; safe to call twice. */

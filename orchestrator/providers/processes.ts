@@ -8,12 +8,15 @@ import { createInterface } from 'node:readline';
 import { alive, descendants } from '../../common/procs.js';
 
 export interface StartOptions {
-  env?: NodeJS.ProcessEnv;
+  /** Variables added to the host's environment. */
+  env?: Record<string, string>;
   cwd?: string;
   /** Resolves the start once a stdout line passes (its value is returned); absent: started at once. */
   ready?: (line: string) => unknown;
   /** How long to wait for `ready` (ms). */
   readyTimeoutMs?: number;
+  /** Told of every stdout line after `ready` (a sampler's readings). */
+  onLine?: (line: string) => void;
 }
 
 export interface Started {
@@ -53,10 +56,22 @@ export function startTicks(pid: number): number | null {
 /** How a provider runs a command on its host (a netns host: `ip netns exec NS taskset -c CPUS cmd args`). */
 export type CommandWrapper = (cmd: string, args: string[]) => [string, string[]];
 
+/** The first stdout line of a process started through SSH: its pid on the remote host (see ./ssh.ts). */
+export const PID_MARK = 'sluice-remote-pid';
+
 export class ProcessSet {
-  private readonly running = new Set<Started>();
+  protected readonly running = new Set<Started>();
+  /** Whether the command's first stdout line is `PID_MARK <pid>`, the pid on its host (remote hosts). */
+  protected readonly marksPid: boolean = false;
 
   constructor(private readonly wrap?: CommandWrapper) {}
+
+  /** The local command that runs `command args` on this host, with its environment and folder. */
+  protected launch(command: string, commandArgs: string[], opts: StartOptions): { cmd: string; args: string[]; env: NodeJS.ProcessEnv; cwd?: string } {
+    // The wrappers exec the command (ip netns exec, taskset): the pid is the command's own.
+    const [cmd, args] = this.wrap ? this.wrap(command, commandArgs) : [command, commandArgs];
+    return { cmd, args, env: opts.env ? { ...process.env, ...opts.env } : process.env, ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) };
+  }
 
   /** Runs a short command on this host to its end (as start() would run it); rejects with its stderr when it fails. */
   exec(command: string, commandArgs: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -71,9 +86,8 @@ export class ProcessSet {
 
   /** Starts `cmd args` in its own process group and waits for it to be ready. */
   async start(name: string, command: string, commandArgs: string[], opts: StartOptions = {}): Promise<Started> {
-    // The wrappers exec the command (ip netns exec, taskset): the pid is the command's own.
-    const [cmd, args] = this.wrap ? this.wrap(command, commandArgs) : [command, commandArgs];
-    const proc = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const { cmd, args, env, cwd } = this.launch(command, commandArgs, opts);
+    const proc = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const lines: string[] = [];
     const keep = (l: string): void => {
       lines.push(l);
@@ -91,13 +105,33 @@ export class ProcessSet {
     err.on('line', keep);
     const out = createInterface({ input: proc.stdout! });
     let onLine: ((l: string) => void) | null = null;
+    let awaitingPid = this.marksPid;
+    let pidKnown: () => void = () => undefined;
+    const pidRead = new Promise<void>((r) => (pidKnown = r));
     out.on('line', (l) => {
+      if (awaitingPid) {
+        const m = new RegExp(`^${PID_MARK} (\\d+)$`).exec(l);
+        if (m) {
+          s.pid = Number(m[1]);
+          awaitingPid = false;
+          pidKnown();
+          return;
+        }
+      }
       if (onLine) onLine(l);
-      else keep(l);
+      else {
+        keep(l);
+        opts.onLine?.(l);
+      }
     });
     const ready = opts.ready;
     if (ready === undefined) {
-      const failed = await Promise.race([spawnError, new Promise<null>((r) => setImmediate(() => r(null)))]);
+      const failed = await Promise.race([
+        spawnError,
+        exited.then((code) => new ProcessError(`${name} exited (${code}) as it started${lines.length ? `: ${lines.slice(-3).join(' | ')}` : ''}`)),
+        this.marksPid ? pidRead.then(() => null) : new Promise<null>((r) => setImmediate(() => r(null))),
+      ]);
+      if (failed instanceof ProcessError) throw failed;
       if (failed) throw new ProcessError(`${name}: could not start ${cmd}: ${failed.message}`);
       return s;
     }

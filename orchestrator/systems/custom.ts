@@ -2,10 +2,8 @@
 // Bifrost or a team's own proxy sits in the same tables: a start command (or
 // an existing URL), the key and its header, a readiness URL, the process
 // tree to sample.
-import { request } from 'undici';
 import type { CustomSystem } from '../matrix/types.js';
-import { freePort } from './sluice.js';
-import type { RunningSystem, SystemModule } from './types.js';
+import type { RunningSystem, SystemContext, SystemModule } from './types.js';
 
 const READY_TIMEOUT_MS = 60_000;
 
@@ -14,19 +12,14 @@ function fill(template: string, vars: Record<string, string>): string {
   return template.replace(/\{(sink_url|sink_origin|sink_host|sink_port|host|port)\}/g, (_, k: string) => vars[k]!);
 }
 
-async function waitReady(url: string, exited: () => boolean): Promise<void> {
+async function waitReady(ctx: SystemContext, url: string, exited: () => boolean): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = '';
   while (Date.now() < deadline) {
     if (exited()) throw new Error('its command exited before it was ready');
-    try {
-      const r = await request(url, { headersTimeout: 2000, bodyTimeout: 2000 });
-      await r.body.dump();
-      if (r.statusCode >= 200 && r.statusCode < 300) return;
-      last = `status ${r.statusCode}`;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
+    const status = await ctx.probe(url);
+    if (status !== null && status >= 200 && status < 300) return;
+    last = status === null ? 'no answer' : `status ${status}`;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} did not answer 2xx within ${READY_TIMEOUT_MS / 1000} s (last: ${last})`);
@@ -43,7 +36,7 @@ export function customSystem(name: string, c: CustomSystem): SystemModule {
         sink_host: ctx.sink.host,
         sink_port: String(ctx.sink.port),
         host: ctx.host,
-        port: String(await freePort()),
+        port: String(await ctx.freePort()),
       };
       const url = fill(c.url, vars).replace(/\/+$/, '');
       const started = c.command === undefined ? null : await ctx.procs.start(name, '/bin/sh', ['-c', fill(c.command, vars)], { cwd: ctx.dir });
@@ -51,7 +44,7 @@ export function customSystem(name: string, c: CustomSystem): SystemModule {
         if (started) await ctx.procs.stop(started);
       };
       try {
-        if (c.ready_url !== undefined) await waitReady(fill(c.ready_url, vars), () => started !== null && started.proc.exitCode !== null);
+        if (c.ready_url !== undefined) await waitReady(ctx, fill(c.ready_url, vars), () => started !== null && started.proc.exitCode !== null);
       } catch (err) {
         const out = started?.output().split('\n').slice(-2).join(' | ');
         await stop();

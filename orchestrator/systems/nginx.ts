@@ -1,15 +1,10 @@
 // nginx (Debian's package): the floor a C proxy reaches. A keep-alive
 // reverse proxy that checks the bearer key with a `map`, with its access log
 // on and buffered, one worker per core: what a gateway must at least do.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { freePort } from './sluice.js';
 import type { SystemModule } from './types.js';
 
-const run = promisify(execFile);
 export const NGINX = '/usr/sbin/nginx';
 
 function config(dir: string, host: string, port: number, sinkHost: string, sinkPort: number, key: string, workers: number): string {
@@ -60,16 +55,16 @@ http {
 
 export const nginx: SystemModule = {
   name: 'nginx',
-  unavailable: async () =>
-    existsSync(NGINX) ? null : `nginx is not installed (${NGINX}); install it with: apt-get install -y --no-install-recommends nginx-light (or run sluice bench --install-peers as root)`,
+  unavailable: async (ctx) =>
+    (await ctx.files.exists(NGINX)) ? null : `nginx is not installed (${NGINX}); install it with: apt-get install -y --no-install-recommends nginx-light (or run sluice bench --install-peers as root)`,
   start: async (ctx) => {
-    const port = await freePort();
+    const port = await ctx.freePort();
     const key = `sk-nginx-${randomBytes(16).toString('hex')}`;
     const dir = join(ctx.dir, 'nginx');
-    mkdirSync(dir, { recursive: true });
+    await ctx.files.mkdir(dir);
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, config(dir, ctx.host, port, ctx.sink.host, ctx.sink.port, key, ctx.cores));
-    const { stderr } = await run(NGINX, ['-v']);
+    await ctx.files.write(conf, config(dir, ctx.host, port, ctx.sink.host, ctx.sink.port, key, ctx.cores));
+    const { stderr } = await ctx.procs.exec(NGINX, ['-v']);
     const version = stderr.trim().replace(/^nginx version:\s*/, '');
     // -t first: a config error is one line, not a wait for a port that never opens.
     try {
@@ -81,18 +76,12 @@ export const nginx: SystemModule = {
     const proc = await ctx.procs.start('nginx', NGINX, ['-e', join(dir, 'error.log'), '-c', conf]);
     // nginx says nothing when it listens: wait until the port answers.
     const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const r = await fetch(`http://${ctx.host}:${port}/`, { headers: { authorization: 'Bearer -' } });
-        await r.arrayBuffer();
-        break;
-      } catch {
-        if (Date.now() > deadline || proc.proc.exitCode !== null) {
-          await ctx.procs.stop(proc);
-          throw new Error(`nginx did not answer on port ${port}: ${proc.output().split('\n').slice(-2).join(' | ')}`);
-        }
-        await new Promise((r) => setTimeout(r, 50));
+    while ((await ctx.probe(`http://${ctx.host}:${port}/`)) === null) {
+      if (Date.now() > deadline || proc.proc.exitCode !== null) {
+        await ctx.procs.stop(proc);
+        throw new Error(`nginx did not answer on port ${port}: ${proc.output().split('\n').slice(-2).join(' | ')}`);
       }
+      await new Promise((r) => setTimeout(r, 50));
     }
     return { url: `http://${ctx.host}:${port}/v1`, key, headers: {}, pids: [proc.pid], version, stop: () => ctx.procs.stop(proc) };
   },

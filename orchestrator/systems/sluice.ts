@@ -2,41 +2,25 @@
 // key created in its store by `sluice keys create`, request logging on.
 // `sluice` uses the embedded SQLite store; `sluice-redis` a Redis store, with
 // a redis-server of its own.
-import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { sluiceVersion } from '../environment.js';
 import { jsonLine } from '../providers/processes.js';
 import type { RunningSystem, SystemContext, SystemModule } from './types.js';
 
-const run = promisify(execFile);
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
-/** A free TCP port on loopback (for servers that cannot report the one they bound). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
+/** On the system's host, with the sluice installed there. */
 async function createKey(ctx: SystemContext, store: string): Promise<string> {
   const [node, ...args] = ctx.cli;
-  const { stdout } = await run(node!, [...args, 'keys', 'create', '--store', store, '--name', 'bench'], { timeout: 30_000 });
+  const { stdout } = await ctx.procs.exec(node!, [...args, 'keys', 'create', '--store', store, '--name', 'bench']);
   return (JSON.parse(stdout) as { secret: string }).secret;
 }
 
 async function startGateway(ctx: SystemContext, store: Record<string, string>, storeTarget: string): Promise<RunningSystem> {
   const key = await createKey(ctx, storeTarget);
   const config = join(ctx.dir, 'sluice.yaml');
-  writeFileSync(
+  await ctx.files.write(
     config,
     stringify({
       listen: { host: ctx.host, port: 0 },
@@ -74,10 +58,10 @@ export const sluice: SystemModule = {
 
 export const sluiceRedis: SystemModule = {
   name: 'sluice-redis',
-  unavailable: async () =>
-    existsSync(REDIS_SERVER) ? null : `redis-server is not installed (${REDIS_SERVER}); install it with: apt-get install -y --no-install-recommends redis-server`,
+  unavailable: async (ctx) =>
+    (await ctx.files.exists(REDIS_SERVER)) ? null : `redis-server is not installed (${REDIS_SERVER}); install it with: apt-get install -y --no-install-recommends redis-server`,
   start: async (ctx) => {
-    const port = await freePort();
+    const port = await ctx.freePort();
     const redis = await ctx.procs.start(
       'redis-server',
       REDIS_SERVER,
@@ -87,7 +71,7 @@ export const sluiceRedis: SystemModule = {
     try {
       const url = `redis://127.0.0.1:${port}`;
       const gw = await startGateway(ctx, { kind: 'redis', url }, url);
-      const { stdout } = await run(REDIS_SERVER, ['--version']);
+      const { stdout } = await ctx.procs.exec(REDIS_SERVER, ['--version']);
       const v = /v=(\S+)/.exec(stdout)?.[1] ?? '?';
       return {
         ...gw,

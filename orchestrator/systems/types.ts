@@ -2,6 +2,7 @@
 // report where to send the load (URL, key, headers), which process tree to
 // sample, and its version; stop.
 import type { ProcessSet } from '../providers/processes.js';
+import type { HostFiles } from '../providers/types.js';
 
 export interface SinkEndpoint {
   /** Base URL ending in /v1. */
@@ -18,6 +19,12 @@ export interface SystemContext {
   /** `node dist/cli.js`: how to run sluice itself. */
   cli: string[];
   procs: ProcessSet;
+  /** Files on the system's host. */
+  files: HostFiles;
+  /** A TCP port free on the system's address. */
+  freePort(): Promise<number>;
+  /** The HTTP status of a GET from where the load comes from, or null when nothing answers (readiness checks). */
+  probe(url: string, timeoutMs?: number): Promise<number | null>;
   /** CPU cores of the host the system runs on (nginx's workers, sluice's workers: auto). */
   cores: number;
   /** Where peers (Portkey …) are installed by --install-peers. */
