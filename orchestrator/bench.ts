@@ -14,7 +14,7 @@ import { compareResults, formatComparison, loadResults, ResultsFileError } from 
 import { reportHtml } from './report/html.js';
 import { formatTables } from './report/tables.js';
 import type { Results } from './results.js';
-import { runMatrix } from './runner.js';
+import { plan, runMatrix } from './runner.js';
 import type { BenchOptions } from './command.js';
 
 /** results/<UTC timestamp>, e.g. results/2026-12-01T19-45-07Z. */
@@ -101,18 +101,73 @@ export async function bench(o: BenchOptions): Promise<void> {
     process.stderr.write(`error: ${o.linkDelayMs !== undefined ? '--link-delay-ms' : '--link-rate'} needs --provider netns\n`);
     process.exit(2);
   }
+  const gcpFlag = (['project', 'zone', 'machineType', 'image', 'network', 'yes', 'keep', 'onGce'] as const).find((k) => o[k] !== undefined && o[k] !== false);
+  if (o.provider !== 'gcp' && gcpFlag !== undefined) {
+    process.stderr.write(`error: --${gcpFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --provider gcp\n`);
+    process.exit(2);
+  }
   let host: Host;
   try {
-    host = createHost(o);
+    host = o.provider === 'gcp' ? await createGcpHost(o, matrix) : createHost(o);
   } catch (err) {
-    if (err instanceof NetnsUnavailable) {
+    const { GcpUnavailable } = await import('./providers/gcp/credentials.js');
+    if (err instanceof NetnsUnavailable || err instanceof GcpUnavailable) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);
+    }
+    const { GcpError } = await import('./providers/gcp/fleet.js');
+    const { SshError } = await import('./providers/ssh.js');
+    if (err instanceof GcpError || err instanceof SshError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(err.message === 'cancelled' ? 130 : 1);
     }
     throw err;
   }
   const code = await runBench(matrix, o, host, base);
   process.exit(code);
+}
+
+/** The gcp options of a run: flags over the matrix's `gcp:` over the defaults (exit 2 without a project). */
+export async function gcpOptions(o: BenchOptions, matrix: Matrix, log: (l: string) => void): Promise<import('./providers/gcp/host.js').GcpOptions> {
+  const { DEFAULTS } = await import('./providers/gcp/host.js');
+  const g = matrix.gcp ?? {};
+  const project = o.project ?? g.project ?? process.env.GOOGLE_CLOUD_PROJECT;
+  if (project === undefined || project === '') {
+    process.stderr.write('error: --project: --provider gcp needs the GCP project (--project, the matrix\'s gcp.project, or $GOOGLE_CLOUD_PROJECT)\n');
+    process.exit(2);
+  }
+  return {
+    project,
+    zone: o.zone ?? g.zone ?? DEFAULTS.zone,
+    machineType: o.machineType ?? g.machine_type ?? DEFAULTS.machineType,
+    image: o.image ?? g.image ?? DEFAULTS.image,
+    network: o.network ?? g.network ?? DEFAULTS.network,
+    yes: o.yes,
+    keep: o.keep,
+    onGce: o.onGce,
+    log,
+  };
+}
+
+/** Creates, provisions and connects the three VMs; Ctrl-C on the way deletes what was created. */
+async function createGcpHost(o: BenchOptions, matrix: Matrix): Promise<Host> {
+  const { GcpHost, terminalConfirm } = await import('./providers/gcp/host.js');
+  const log = (l: string): void => void process.stderr.write(l + '\n');
+  const opts = await gcpOptions(o, matrix, log);
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log(`\n${sig}: stopping; the VMs created so far are deleted`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const confirm = terminalConfirm();
+    return await GcpHost.create({ ...opts, signal: abort.signal, ...(confirm ? { confirm } : {}) }, matrix, plan(matrix).reduce((s, u) => s + u.seconds, 0));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 /** Where the run's roles go (--provider); a netns host is set up here (exit 2 when the machine forbids it). */
@@ -123,14 +178,32 @@ function createHost(o: BenchOptions): Host {
   return h;
 }
 
+/** Where the system's host has the peers: this machine's folder, or where site.yml put them on a VM. */
+async function runPeersDir(o: BenchOptions, host: Host): Promise<string> {
+  if (host.name !== 'gcp') return resolve(o.peersDir ?? defaultPeersDir());
+  return (await import('./providers/gcp/host.js')).REMOTE_PEERS_DIR;
+}
+
 /** Runs the matrix, prints the tables, writes the results folder; returns the exit code. */
 async function runBench(matrix: Matrix, o: BenchOptions, host: Host, base?: Results): Promise<number> {
   const startedAt = new Date();
   const out = resultsDir(resolve(o.out), startedAt);
   const abort = new AbortController();
   let signal: NodeJS.Signals | null = null;
+  let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
     if (signal !== null) {
+      if (host.name === 'gcp' && signals === 2) {
+        // VMs cost money: the second Ctrl-C still deletes them; only a third leaves them.
+        process.stderr.write('deleting the VMs first; Ctrl-C again leaves them (then: sluice orchestrator gc --provider gcp --yes)\n');
+        void host.close().then(
+          () => process.exit(sig === 'SIGINT' ? 130 : 143),
+          () => process.exit(1),
+        );
+        return;
+      }
+      if (signals > 2) process.exit(sig === 'SIGINT' ? 130 : 143);
       // A second Ctrl-C: stop the processes now, without waiting for the run to unwind.
       void host.close().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
       return;
@@ -144,10 +217,16 @@ async function runBench(matrix: Matrix, o: BenchOptions, host: Host, base?: Resu
   const progress = benchProgress();
   let results: Results;
   try {
-    results = await runMatrix({ matrix, host, peersDir: resolve(o.peersDir ?? defaultPeersDir()), onEvent: progress.onEvent, signal: abort.signal });
+    results = await runMatrix({ matrix, host, peersDir: await runPeersDir(o, host), onEvent: progress.onEvent, signal: abort.signal });
   } finally {
     progress.stop();
-    await host.close();
+    try {
+      await host.close();
+    } catch (err) {
+      // The VMs that could not be deleted are named by the provider; the results are still written.
+      process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
   }
   const tables = formatTables(results);
   mkdirSync(out, { recursive: true });

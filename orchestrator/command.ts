@@ -18,6 +18,14 @@ export interface BenchOptions {
   provider: string;
   linkDelayMs?: number;
   linkRate?: string;
+  project?: string;
+  zone?: string;
+  machineType?: string;
+  image?: string;
+  network?: string;
+  yes: boolean;
+  keep: boolean;
+  onGce: boolean;
   out: string;
   installPeers: boolean;
   peersDir?: string;
@@ -27,6 +35,11 @@ export interface BenchOptions {
   detach: boolean;
   label?: string;
 }
+
+const gcpName = (what: string, re: RegExp) => (v: string): string => {
+  if (!re.test(v)) throw new InvalidArgumentError(`"${v}" is not a GCP ${what}.`);
+  return v;
+};
 
 export function registerBenchCommand(program: Command): void {
   program
@@ -38,13 +51,21 @@ export function registerBenchCommand(program: Command): void {
     .option('--systems <names>', `systems to run, comma-separated (${BUILTIN_SYSTEMS.join(', ')}, or custom ones of the matrix)`, list)
     .option('--repeat <n>', 'repetitions of every cell (the tables show the median and the spread)', integer(1, 100))
     .addOption(
-      new Option('--provider <name>', 'where source, system and sink run: local (processes on loopback) or netns (a network namespace each, root)')
+      new Option('--provider <name>', 'where source, system and sink run: local (processes on loopback), netns (a network namespace each, root) or gcp (three VMs)')
         .default('local')
         .argParser((v) => {
-          if (v !== 'local' && v !== 'netns') throw new InvalidArgumentError(`"${v}" is not a provider here; the providers are: local, netns.`);
+          if (v !== 'local' && v !== 'netns' && v !== 'gcp') throw new InvalidArgumentError(`"${v}" is not a provider; the providers are: local, netns, gcp.`);
           return v;
         }),
     )
+    .option('--project <id>', 'with --provider gcp: the GCP project (or the matrix\'s gcp.project, or $GOOGLE_CLOUD_PROJECT)', gcpName('project', /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/))
+    .option('--zone <zone>', 'with --provider gcp: the zone of the VMs (default us-central1-a)', gcpName('zone', /^[a-z]+-[a-z]+[0-9]+-[a-z]$/))
+    .option('--machine-type <type>', 'with --provider gcp: the machine type of the three VMs (default e2-medium)', gcpName('machine type', /^[a-z0-9-]+$/))
+    .option('--image <image>', 'with --provider gcp: the boot image (default projects/debian-cloud/global/images/family/debian-12)')
+    .option('--network <network>', 'with --provider gcp: the VPC network (default: default; it must allow SSH from here and all traffic between the VMs)')
+    .option('--yes', 'with --provider gcp: create the VMs without asking (required when not on a terminal)', false)
+    .option('--keep', 'with --provider gcp: keep the VMs after the run and print how to delete them', false)
+    .option('--on-gce', 'with --provider gcp: sluice itself runs on GCE (credentials may come from the metadata server)', false)
     .option('--link-delay-ms <ms>', 'with --provider netns: one-way delay added on every link (tc netem)', number(0, 10_000))
     .option('--link-rate <rate>', 'with --provider netns: the rate of every link (tc netem, e.g. 1gbit, 100mbit)', (v) => {
       if (!/^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$/i.test(v)) throw new InvalidArgumentError('must be a tc rate such as 1gbit or 100mbit.');

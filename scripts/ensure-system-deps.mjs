@@ -13,6 +13,8 @@ const TEST_PACKAGES = {
   'ansible-core': '/usr/bin/ansible-playbook',
   'ansible-lint': '/usr/bin/ansible-lint',
   systemd: '/usr/bin/systemd-analyze',
+  // test/orchestrator: the SSH hosts of --provider gcp, stood in for by sshd in network namespaces
+  'openssh-server': '/usr/sbin/sshd',
 };
 const BENCH_PACKAGES = {
   wrk: '/usr/bin/wrk',

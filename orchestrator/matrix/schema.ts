@@ -88,6 +88,18 @@ export const matrixSchema = {
     repetitions: { type: 'integer', minimum: 1, maximum: 100, default: 1 },
     warmup_s: { type: 'number', minimum: 0, maximum: 3600, default: 2 },
     model: { type: 'string', minLength: 1, default: 'benchmark-model' },
+    // Where --provider gcp creates its VMs (flags override each field).
+    gcp: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        project: { type: 'string', pattern: '^[a-z][a-z0-9-]{4,28}[a-z0-9]$' },
+        zone: { type: 'string', pattern: '^[a-z]+-[a-z]+[0-9]+-[a-z]$' },
+        machine_type: { type: 'string', pattern: '^[a-z0-9-]+$' },
+        image: { type: 'string', minLength: 1 },
+        network: { type: 'string', minLength: 1 },
+      },
+    },
   },
 } as const;
 

@@ -71,6 +71,16 @@ export interface Matrix {
   repetitions: number;
   warmup_s: number;
   model: string;
+  /** Where --provider gcp creates its VMs; flags override each field. */
+  gcp?: GcpPlacement;
+}
+
+export interface GcpPlacement {
+  project?: string;
+  zone?: string;
+  machine_type?: string;
+  image?: string;
+  network?: string;
 }
 
 /** The built-in systems. */

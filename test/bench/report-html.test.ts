@@ -34,7 +34,7 @@ const fixture = (): Results => {
 type Keys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? false : true };
 const RESULTS: Keys<Results> = { object: true, version: true, startedAt: true, finishedAt: true, status: true, error: false, matrix: true, environment: true, systems: true, cells: true, sweeps: true };
 const ENVIRONMENT: Keys<Environment> = { cpuModel: true, cores: true, memoryGiB: true, kernel: true, node: true, sluice: true, provider: true };
-const MATRIX: Keys<Matrix> = { scenarios: true, systems: true, custom: true, repetitions: true, warmup_s: true, model: true };
+const MATRIX: Keys<Matrix> = { scenarios: true, systems: true, custom: true, repetitions: true, warmup_s: true, model: true, gcp: false };
 const SCENARIO: Keys<Scenario> = { name: true, workers: true, requests: false, duration_s: false, request_bytes: true, wait_ms: true, stream: false, rate: false, arrival: true, warmup_s: false, sweep: false };
 const STREAM: Keys<StreamSpec> = { ttft_ms: true, itl_ms: true, output_tokens: true };
 const SWEEP_SPEC: Keys<SweepSpec> = { rates: true, step_s: true, bound_ms: true };

@@ -32,6 +32,10 @@ export interface FakeCompute {
   failInsert: Map<string, { status: number; reason: string; message: string }>;
   /** Let the insert operation of this VM end with this error. */
   failOperation: Map<string, { code: string; message: string }>;
+  /** The addresses a VM reports (default 10.128.0.N inside, 203.0.113.N outside). */
+  addresses: { of: ((name: string) => { networkIP: string; natIP: string }) | null };
+  /** Called with every accepted insert's instance resource (a test's guest agent: it installs the metadata's SSH key). */
+  onInsert: { fn: ((resource: Record<string, unknown>) => void) | null };
   /** SDK options that send every call here. */
   clientOptions: () => Promise<ClientOptions>;
 }
@@ -43,6 +47,8 @@ export async function startFakeCompute(t: Test): Promise<FakeCompute> {
     operations: new Map<string, Op>(),
     failInsert: new Map<string, { status: number; reason: string; message: string }>(),
     failOperation: new Map<string, { code: string; message: string }>(),
+    addresses: { of: null as ((name: string) => { networkIP: string; natIP: string }) | null },
+    onInsert: { fn: null as ((resource: Record<string, unknown>) => void) | null },
   };
   let seq = 0;
   const opJson = (op: Op) => ({
@@ -79,7 +85,10 @@ export async function startFakeCompute(t: Test): Promise<FakeCompute> {
         const op: Op = { name: `op-${++seq}`, status: 'RUNNING', target: name, kind: 'insert', zone: m[1]!, waits: 0 };
         const opErr = fake.failOperation.get(name);
         if (opErr) op.error = opErr;
-        else fake.instances.set(name, { zone: m[1]!, resource: body! });
+        else {
+          fake.instances.set(name, { zone: m[1]!, resource: body! });
+          fake.onInsert.fn?.(body!);
+        }
         fake.operations.set(op.name, op);
         return send(200, opJson(op));
       }
@@ -97,10 +106,11 @@ export async function startFakeCompute(t: Test): Promise<FakeCompute> {
         if (!inst) return send(404, { error: { code: 404, message: `The resource 'instances/${name}' was not found`, errors: [{ reason: 'notFound', message: 'not found' }] } });
         if (req.method === 'GET') {
           const n = [...fake.instances.keys()].indexOf(name) + 10;
+          const a = fake.addresses.of?.(name) ?? { networkIP: `10.128.0.${n}`, natIP: `203.0.113.${n}` };
           return send(200, {
             ...inst.resource,
             status: 'RUNNING',
-            networkInterfaces: [{ networkIP: `10.128.0.${n}`, accessConfigs: [{ natIP: `203.0.113.${n}` }] }],
+            networkInterfaces: [{ networkIP: a.networkIP, accessConfigs: [{ natIP: a.natIP }] }],
           });
         }
         if (req.method === 'DELETE') {

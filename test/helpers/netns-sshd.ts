@@ -23,6 +23,8 @@ export interface NetnsSshd {
   publicKey: string;
   /** The pids of the three sshd processes. */
   pids: number[];
+  /** The keys sshd accepts, one per line (append to it to accept another). */
+  authorizedKeys: string;
 }
 
 export async function sshdInNamespaces(t: Test, host: NetnsHost, opts: { keyFile?: string; publicKey?: string } = {}): Promise<NetnsSshd> {
@@ -78,5 +80,5 @@ export async function sshdInNamespaces(t: Test, host: NetnsHost, opts: { keyFile
     });
     targets[role] = { address, user: userInfo().username, keyFile, internalAddress: address };
   }
-  return { targets, keyFile, publicKey, pids: procs.map((p) => p.pid!) };
+  return { targets, keyFile, publicKey, pids: procs.map((p) => p.pid!), authorizedKeys: join(dir, 'authorized_keys') };
 }

@@ -23,8 +23,10 @@ export interface FleetOptions {
   image: string;
   network: string;
   runId: string;
-  /** The public key the VMs accept for the login user SSH_USER (OpenSSH format). */
+  /** The public key the VMs accept for the login user (OpenSSH format). */
   sshPublicKey: string;
+  /** The login user the key is for (default SSH_USER). */
+  sshUser?: string;
   /** Client options for the SDK (tests: the fake Compute server on loopback). */
   client?: ClientOptions;
   /** Per call (ms); the SDK would otherwise retry for minutes. */
@@ -106,7 +108,7 @@ export class GcpFleet {
       tags: { items: ['sluice-bench'] },
       disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: image, diskSizeGb: '20' } }],
       networkInterfaces: [{ network: network.includes('/') ? network : `global/networks/${network}`, accessConfigs: [{ name: 'External NAT', type: 'ONE_TO_ONE_NAT' }] }],
-      metadata: { items: [{ key: 'ssh-keys', value: `${SSH_USER}:${this.o.sshPublicKey.trim()}` }] },
+      metadata: { items: [{ key: 'ssh-keys', value: `${this.o.sshUser ?? SSH_USER}:${this.o.sshPublicKey.trim()}` }] },
     };
   }
 

@@ -25,8 +25,8 @@ export function generateKeyPair(dir: string, comment: string): KeyPair {
   return { privateKeyFile: file, publicKey: readFileSync(`${file}.pub`, 'utf8').trim() };
 }
 
-/** The inventory site.yml runs against: one host per group, reached as `sluice` with the run's key. */
-export function writeInventory(path: string, vms: Vm[], key: KeyPair): void {
+/** The inventory site.yml runs against: one host per group, reached as `user` (SSH_USER) with the run's key. */
+export function writeInventory(path: string, vms: Vm[], key: KeyPair, user: string = SSH_USER): void {
   const group = (role: Vm['role']) => {
     const vm = vms.find((v) => v.role === role);
     if (vm === undefined) return { hosts: {} };
@@ -35,7 +35,7 @@ export function writeInventory(path: string, vms: Vm[], key: KeyPair): void {
   const inventory = {
     all: {
       vars: {
-        ansible_user: SSH_USER,
+        ansible_user: user,
         ansible_ssh_private_key_file: key.privateKeyFile,
         ansible_ssh_common_args: '-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=' + join(path, '..', 'known_hosts'),
         ansible_become: true,
