@@ -78,6 +78,11 @@ export async function bench(o: BenchOptions): Promise<void> {
       process.stderr.write('error: --link-delay-ms/--link-rate: not with --daemon\n');
       process.exit(2);
     }
+    const placement = (['project', 'zone', 'machineType', 'image', 'network', 'keep', 'onGce'] as const).find((k) => o[k] !== undefined && o[k] !== false);
+    if (placement !== undefined) {
+      process.stderr.write(`error: --${placement.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: not with --daemon; put the VMs' placement in the matrix's gcp: section (the daemon's operator set the rest)\n`);
+      process.exit(2);
+    }
     process.exit(await benchOnDaemon(matrix, { url: o.daemon, tokenEnv: 'SLUICE_ORCHESTRATOR_TOKEN', detach: o.detach, label: o.label, provider: o.provider }));
   }
   if (o.failOnRegression && o.compare === undefined) {

@@ -11,6 +11,11 @@ export interface ServeOptions {
   tokenEnv?: string;
   allowCommands: boolean;
   peersDir?: string;
+  allowGcp: boolean;
+  gcpProject?: string;
+  gcpZone?: string;
+  gcpMachineType?: string;
+  onGce: boolean;
 }
 
 export interface ClientOptions {
@@ -33,6 +38,11 @@ export function registerOrchestratorCommand(program: Command): void {
     .option('--token-env <name>', 'environment variable holding a bearer token every API request must carry (required beyond loopback)', envName)
     .option('--allow-commands', 'run the start commands of custom systems in submitted matrices (shell commands: only for a daemon no one else can reach)', false)
     .option('--peers-dir <dir>', 'where peers are installed (default $SLUICE_PEERS_DIR, or ~/.cache/sluice/peers)')
+    .option('--allow-gcp', 'run `provider: gcp` runs (three VMs each, which cost money; credentials are checked at start)', false)
+    .option('--gcp-project <id>', 'with --allow-gcp: the project of runs whose matrix names none (default $GOOGLE_CLOUD_PROJECT)')
+    .option('--gcp-zone <zone>', 'with --allow-gcp: the zone of runs whose matrix names none (default us-central1-a)')
+    .option('--gcp-machine-type <type>', 'with --allow-gcp: the machine type of runs whose matrix names none (default e2-medium)')
+    .option('--on-gce', 'with --allow-gcp: the daemon runs on GCE (credentials may come from the metadata server)', false)
     .action(async (opts: ServeOptions) => {
       const { serve } = await import('./main.js');
       await serve(opts, (msg) => program.error(`error: ${msg}`, { exitCode: 2 }));

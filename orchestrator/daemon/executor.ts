@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { LocalHost } from '../providers/local.js';
 import { NetnsHost } from '../providers/netns.js';
 import type { Host } from '../providers/types.js';
+import type { GcpOptions } from '../providers/gcp/host.js';
 import { observeStartedProcesses, startTicks } from '../providers/processes.js';
 import { compareResults, formatComparison } from '../report/compare.js';
 import { reportHtml } from '../report/html.js';
@@ -26,6 +27,8 @@ export interface ExecutorOptions {
   peersDir: string;
   /** Where the three roles run (default: processes on loopback). */
   host?: () => Host;
+  /** `provider: gcp` runs: allowed only when set (the operator agreed to their cost with --allow-gcp); the VMs' defaults. */
+  gcp?: Partial<GcpOptions>;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -115,7 +118,7 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
     this.log('info', 'run started', { run: run.id, label: run.label });
     let host: Host;
     try {
-      host = this.opts.host ? this.opts.host() : run.provider === 'netns' ? this.netnsHost() : new LocalHost();
+      host = this.opts.host ? this.opts.host() : run.provider === 'netns' ? this.netnsHost() : run.provider === 'gcp' ? await this.gcpHost(run, abort.signal) : new LocalHost();
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.store.finish(run.id, 'failed', message);
@@ -168,7 +171,8 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
       results = await runMatrix({
         matrix: run.matrix,
         host,
-        peersDir: this.opts.peersDir,
+        // On a VM, where site.yml put them.
+        peersDir: host.name === 'gcp' ? (await import('../providers/gcp/host.js')).REMOTE_PEERS_DIR : this.opts.peersDir,
         onEvent,
         // Written as each cell finishes: a crash keeps them, marked as not finished.
         onRecorded: (r) => this.store.writeResults(run.id, { ...r, status: 'interrupted', error: 'the run had not finished when this file was written', finishedAt: new Date().toISOString() }),
@@ -201,6 +205,35 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
     this.store.setProgress(run.id, { ...progress(), done, label: null, fraction: status === 'completed' ? 1 : progress().fraction });
     this.log('info', 'run finished', { run: run.id, status });
     this.emitStatus(run.id);
+  }
+
+  /** The run's three VMs, created and provisioned (deleted by host.close(), or here when that fails). */
+  private async gcpHost(run: RunRecord, signal: AbortSignal): Promise<Host> {
+    const { DEFAULTS, GcpHost } = await import('../providers/gcp/host.js');
+    const g = this.opts.gcp;
+    if (g === undefined) throw new Error('gcp runs are not allowed by this daemon (sluice orchestrator serve --allow-gcp)');
+    const m = run.matrix.gcp ?? {};
+    const project = m.project ?? g.project;
+    if (project === undefined) throw new Error('no GCP project: set gcp.project in the matrix or start the daemon with --gcp-project');
+    const opts: GcpOptions = {
+      zone: DEFAULTS.zone,
+      machineType: DEFAULTS.machineType,
+      image: DEFAULTS.image,
+      network: DEFAULTS.network,
+      onGce: false,
+      keep: false,
+      ...g,
+      ...(m.zone !== undefined ? { zone: m.zone } : {}),
+      ...(m.machine_type !== undefined ? { machineType: m.machine_type } : {}),
+      ...(m.image !== undefined ? { image: m.image } : {}),
+      ...(m.network !== undefined ? { network: m.network } : {}),
+      project,
+      // --allow-gcp was the operator's yes.
+      yes: true,
+      signal,
+      log: (line) => this.log('info', line, { run: run.id }),
+    };
+    return GcpHost.create(opts, run.matrix, plan(run.matrix).reduce((s, u) => s + u.seconds, 0));
   }
 
   private netnsHost(): Host {

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { createLogger, flushLogs } from '../../common/logger.js';
 import { defaultPeersDir } from '../peers.js';
-import { Executor } from './executor.js';
+import { Executor, type ExecutorOptions } from './executor.js';
 import { Scheduler } from './scheduler.js';
 import { DaemonServer } from './server.js';
 import { DaemonStore } from './store.js';
@@ -52,9 +52,24 @@ export async function serve(o: ServeOptions, usage: (msg: string) => never): Pro
     }
   }
   if (left.length > 0) log('warn', 'stopped the processes an interrupted run left', { pids: left.map((p) => p.pid) });
-  const executor = new Executor(store, { peersDir: resolve(o.peersDir ?? defaultPeersDir()), log });
+  const gcpProject = o.gcpProject ?? (process.env.GOOGLE_CLOUD_PROJECT || undefined);
+  let gcp: ExecutorOptions['gcp'];
+  if (o.allowGcp) {
+    // Credentials at start, not at the first run: none is one line and exit 2.
+    const { GcpUnavailable, prepareCredentials } = await import('../providers/gcp/credentials.js');
+    try {
+      prepareCredentials({ onGce: o.onGce });
+    } catch (err) {
+      if (err instanceof GcpUnavailable) usage(err.message.replace('--provider gcp', '--allow-gcp'));
+      throw err;
+    }
+    gcp = { onGce: o.onGce, ...(gcpProject ? { project: gcpProject } : {}), ...(o.gcpZone ? { zone: o.gcpZone } : {}), ...(o.gcpMachineType ? { machineType: o.gcpMachineType } : {}) };
+  } else if (o.gcpProject !== undefined || o.gcpZone !== undefined || o.gcpMachineType !== undefined || o.onGce) {
+    usage(`--${o.gcpProject !== undefined ? 'gcp-project' : o.gcpZone !== undefined ? 'gcp-zone' : o.gcpMachineType !== undefined ? 'gcp-machine-type' : 'on-gce'} needs --allow-gcp`);
+  }
+  const executor = new Executor(store, { peersDir: resolve(o.peersDir ?? defaultPeersDir()), log, ...(gcp ? { gcp } : {}) });
   const scheduler = new Scheduler(store, () => executor.pump());
-  const server = new DaemonServer(store, executor, scheduler, { token, allowCommands: o.allowCommands, log });
+  const server = new DaemonServer(store, executor, scheduler, { token, allowCommands: o.allowCommands, allowGcp: o.allowGcp, ...(gcpProject ? { gcpProject } : {}), log });
   let bound: number;
   try {
     bound = await server.listen(o.port, o.host);

@@ -40,6 +40,9 @@ export interface DaemonServerOptions {
   token?: string;
   /** Custom systems with a `command` run it with sh: refused unless the operator allows it. */
   allowCommands: boolean;
+  /** `provider: gcp` runs: refused unless the operator allowed them (--allow-gcp); the project when the matrix names none. */
+  allowGcp?: boolean;
+  gcpProject?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -232,6 +235,9 @@ export class DaemonServer {
       const why = netnsRefusal();
       if (why !== null) throw new ApiError(400, `'provider': netns is not possible on this machine: ${why}.`, 'invalid_provider', 'provider');
     }
+    if (p === 'gcp' && !this.opts.allowGcp) {
+      throw new ApiError(400, "'provider': gcp runs create VMs that cost money; this daemon does not allow them (sluice orchestrator serve --allow-gcp).", 'invalid_provider', 'provider');
+    }
     return p as Provider;
   }
 
@@ -245,7 +251,11 @@ export class DaemonServer {
   private async createRun(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await this.jsonBody(req, res);
     const matrix = this.matrixOf(body);
-    const run = this.store.createRun(matrix, this.labelOf(body), null, this.providerOf(body));
+    const provider = this.providerOf(body);
+    if (provider === 'gcp' && matrix.gcp?.project === undefined && this.opts.gcpProject === undefined) {
+      throw new ApiError(400, "'matrix.gcp.project': a gcp run needs the GCP project (this daemon has no --gcp-project).", 'invalid_matrix', 'matrix.gcp.project');
+    }
+    const run = this.store.createRun(matrix, this.labelOf(body), null, provider);
     this.log('info', 'run queued', { run: run.id, label: run.label });
     this.executor.pump();
     sendJson(res, 202, runView(this.store.run(run.id)!));

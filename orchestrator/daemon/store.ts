@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import type { Matrix } from '../matrix/types.js';
 import type { Results } from '../results.js';
 
-export type Provider = 'local' | 'netns';
-export const PROVIDERS: Provider[] = ['local', 'netns'];
+export type Provider = 'local' | 'netns' | 'gcp';
+export const PROVIDERS: Provider[] = ['local', 'netns', 'gcp'];
 
 export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'canceled' | 'interrupted';
 export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'failed', 'canceled', 'interrupted'];

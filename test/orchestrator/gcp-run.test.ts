@@ -11,20 +11,18 @@ import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFakeCompute, type FakeCompute } from '../helpers/fake-compute.js';
-import { sshdInNamespaces, sshdMissing, type NetnsSshd } from '../helpers/netns-sshd.js';
+import { gcpWorld as world, type GcpWorld as World } from '../helpers/gcp-world.js';
+import { sshdMissing } from '../helpers/netns-sshd.js';
 import { runCli } from '../helpers/sink.js';
 import { missingTools, PLAYBOOK } from '../ops/ansible.js';
 
 const dist = (p: string): string => new URL(`../../dist/orchestrator/${p}`, import.meta.url).href;
-const { NetnsHost, netnsRefusal } = (await import(dist('providers/netns.js'))) as typeof import('../../orchestrator/providers/netns.js');
+const { netnsRefusal } = (await import(dist('providers/netns.js'))) as typeof import('../../orchestrator/providers/netns.js');
 const { GcpHost } = (await import(dist('providers/gcp/host.js'))) as typeof import('../../orchestrator/providers/gcp/host.js');
 const { validateMatrix } = (await import(dist('matrix/schema.js'))) as typeof import('../../orchestrator/matrix/schema.js');
 const { runMatrix } = (await import(dist('runner.js'))) as typeof import('../../orchestrator/runner.js');
-type GcpOptions = import('../../orchestrator/providers/gcp/host.js').GcpOptions;
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
-const CHECK = fileURLToPath(new URL('./fixtures/gcp-check.yml', import.meta.url));
 const skip = netnsRefusal() ?? sshdMissing() ?? missingTools(PLAYBOOK);
 const matrix = validateMatrix({ scenarios: [{ name: 'vm', workers: 8, wait_ms: 10, duration_s: 2 }], systems: ['baseline', 'sluice'], warmup_s: 0.5 });
 
@@ -51,51 +49,6 @@ t.test('the CLI refuses before creating anything', async (t) => {
   t.equal(r.code, 2);
   t.match(r.stderr, /"nowhere" is not a GCP zone/);
 });
-
-interface World {
-  fake: FakeCompute;
-  sshd: NetnsSshd;
-  opts: GcpOptions;
-  log: string[];
-}
-
-/** The fake Compute API, whose VMs are the namespaces of a NetnsHost with sshd. */
-async function world(t: Parameters<typeof startFakeCompute>[0], over: Partial<GcpOptions> = {}): Promise<World> {
-  const netns = new NetnsHost();
-  netns.setup();
-  t.teardown(() => netns.close());
-  const sshd = await sshdInNamespaces(t, netns);
-  const fake = await startFakeCompute(t);
-  const role = (name: string) => name.replace(/^.*-(source|sut|sink)$/, '$1') as 'source' | 'sut' | 'sink';
-  fake.addresses.of = (name) => ({ networkIP: netns.address(role(name)), natIP: netns.address(role(name)) });
-  fake.onInsert.fn = (resource) => {
-    const items = (resource.metadata as { items: Array<{ key: string; value: string }> }).items;
-    const entry = items.find((i) => i.key === 'ssh-keys')!.value;
-    appendFileSync(sshd.authorizedKeys, entry.slice(entry.indexOf(':') + 1) + '\n');
-  };
-  const log: string[] = [];
-  const opts: GcpOptions = {
-    project: 'proj-1',
-    zone: 'europe-west1-b',
-    machineType: 'e2-medium',
-    image: 'projects/debian-cloud/global/images/family/debian-12',
-    network: 'default',
-    yes: true,
-    keep: false,
-    onGce: false,
-    log: (l) => log.push(l),
-    client: await fake.clientOptions(),
-    callTimeoutMs: 5000,
-    sshUser: sshd.targets.sut.user,
-    sshTimeoutMs: 15_000,
-    playbook: CHECK,
-    // No sudo in the namespaces: the test's user is root already.
-    extraVars: { ansible_become: false },
-    remoteCli: [process.execPath, CLI],
-    ...over,
-  };
-  return { fake, sshd, opts, log };
-}
 
 const inserts = (w: World) => w.fake.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/instances'));
 
