@@ -12,6 +12,8 @@ export interface Environment {
   node: string;
   sluice: string;
   provider: string;
+  /** The hosts of a remote run (gcp: machine type, zone, image); the fields above are the system-under-test host's. */
+  hosts?: string;
 }
 
 let version: string | null = null;

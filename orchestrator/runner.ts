@@ -109,7 +109,7 @@ export async function runMatrix(opts: RunOptions): Promise<Results> {
     finishedAt: '',
     status: 'completed',
     matrix: m,
-    environment: environment(host.name),
+    environment: host.environment ? await host.environment().catch(() => environment(host.name)) : environment(host.name),
     systems: Object.fromEntries(m.systems.map((s) => [s, {} as SystemInfo])),
     cells: [],
     sweeps: [],

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { jsonLine, PID_MARK, ProcessSet, type StartOptions, type Started } from './processes.js';
 import { freeLocalPort } from './local.js';
 import type { Host, HostFiles, SinkHandle, Sampling } from './types.js';
+import { sluiceVersion, type Environment } from '../environment.js';
 
 export type Role = 'source' | 'sut' | 'sink';
 const ROLES: Role[] = ['source', 'sut', 'sink'];
@@ -309,6 +310,23 @@ export class SshHost implements Host {
         await this.procs.stop(watcher, 1000);
         return { cpuUs: last.cpuUs - first.cpuUs, peakRssKb: Math.max(peak, last.rssKb) };
       },
+    };
+  }
+
+  /** The system-under-test host's CPU, memory, kernel and Node, read there. */
+  async environment(): Promise<Environment> {
+    const { stdout } = await this.conns.sut.run(
+      `grep -m1 '^model name' /proc/cpuinfo; nproc; grep -m1 '^MemTotal' /proc/meminfo; uname -r; ${shellQuote(this.cli[0]!)} --version`,
+    );
+    const [model = '', cores = '', mem = '', kernel = '', node = ''] = stdout.trim().split('\n');
+    return {
+      cpuModel: model.replace(/^model name\s*:\s*/, '').trim() || 'unknown',
+      cores: Math.max(1, Number(cores) || 1),
+      memoryGiB: Math.round(Number(/(\d+)/.exec(mem)?.[1] ?? 0) / 2 ** 20),
+      kernel: kernel.trim(),
+      node: node.trim(),
+      sluice: sluiceVersion(),
+      provider: this.name,
     };
   }
 

@@ -3,6 +3,7 @@
 // systems see only this interface: every file, port, probe and /proc reading
 // of the system's host goes through it, so one code path serves every provider.
 import type { SinkEndpoint } from '../systems/types.js';
+import type { Environment } from '../environment.js';
 import type { ProcessSet } from './processes.js';
 
 export interface SinkHandle {
@@ -48,6 +49,8 @@ export interface Host {
   loadgen(): Promise<string>;
   /** A fresh sink with these flags on the sink host. */
   sink(args: string[]): Promise<SinkHandle>;
+  /** The system-under-test host's machine, when it is not this one (the run's results name it). */
+  environment?(): Promise<Environment>;
   /** Stops every process the provider started. */
   close(): Promise<void>;
 }

@@ -177,7 +177,7 @@ class Report {
       ['Kernel', `Linux ${e.kernel}`],
       ['Node', e.node],
       ['sluice', e.sluice],
-      ['Provider', e.provider],
+      ['Provider', e.hosts ? `${e.provider} (${e.hosts})` : e.provider],
       ['Run', `${utc(r.startedAt)}${Number.isFinite(took) && took >= 0 ? `, ${seconds(took)}` : ''}`],
       ['Matrix', `${m.scenarios.length} scenario${m.scenarios.length === 1 ? '' : 's'} × ${m.systems.length} systems, ${m.repetitions} repetition${m.repetitions === 1 ? '' : 's'}, warm-up ${m.warmup_s} s, model ${m.model}`],
     ];

@@ -183,7 +183,7 @@ export function formatTables(results: Results): string {
   }
   const e = results.environment;
   out.push(
-    `Measured on ${e.cpuModel}, ${e.cores} cores, ${e.memoryGiB} GiB, Linux ${e.kernel}, Node ${e.node}, provider ${e.provider}; sluice ${e.sluice}. ` +
+    `Measured on ${e.cpuModel}, ${e.cores} cores, ${e.memoryGiB} GiB, Linux ${e.kernel}, Node ${e.node}, provider ${e.provider}${e.hosts ? ` (${e.hosts})` : ''}; sluice ${e.sluice}. ` +
       `Systems: ${systems.map((s) => `${s} (${results.systems[s]?.version ?? 'not run'})`).join(', ')}.`,
   );
   if (results.status !== 'completed') out.push('', `This run was ${results.status}${results.error ? `: ${results.error}` : ''}; the tables hold what finished.`);

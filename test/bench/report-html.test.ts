@@ -33,7 +33,7 @@ const fixture = (): Results => {
 // check here: make the fixture again); the test checks the fixture against them.
 type Keys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? false : true };
 const RESULTS: Keys<Results> = { object: true, version: true, startedAt: true, finishedAt: true, status: true, error: false, matrix: true, environment: true, systems: true, cells: true, sweeps: true };
-const ENVIRONMENT: Keys<Environment> = { cpuModel: true, cores: true, memoryGiB: true, kernel: true, node: true, sluice: true, provider: true };
+const ENVIRONMENT: Keys<Environment> = { cpuModel: true, cores: true, memoryGiB: true, kernel: true, node: true, sluice: true, provider: true, hosts: false };
 const MATRIX: Keys<Matrix> = { scenarios: true, systems: true, custom: true, repetitions: true, warmup_s: true, model: true, gcp: false };
 const SCENARIO: Keys<Scenario> = { name: true, workers: true, requests: false, duration_s: false, request_bytes: true, wait_ms: true, stream: false, rate: false, arrival: true, warmup_s: false, sweep: false };
 const STREAM: Keys<StreamSpec> = { ttft_ms: true, itl_ms: true, output_tokens: true };

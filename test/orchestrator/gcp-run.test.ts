@@ -63,6 +63,8 @@ t.test('a run on three "VMs": created, provisioned over SSH, measured, deleted',
   t.match(w.log.join('\n'), /provisioning with ansible-playbook .*gcp-check\.yml/, 'the playbook ran (and passed: the run goes on)');
   const results = await runMatrix({ matrix, host, peersDir: '/nonexistent' });
   t.equal(results.status, 'completed', results.error ?? '');
+  t.equal(results.environment.provider, 'gcp');
+  t.equal(results.environment.hosts, '3 × e2-medium in europe-west1-b, image debian-12', 'the results name the VMs');
   const sluice = results.cells.find((c) => c.system === 'sluice');
   t.ok(sluice?.result !== undefined && sluice.result.ok > 0 && sluice.result.errors === 0, 'sluice measured on the "VM"');
   t.ok((sluice?.cpuUsPerReq ?? 0) > 0, `its CPU read on its host: ${sluice?.cpuUsPerReq} µs/request`);

@@ -83,6 +83,9 @@ t.test('a matrix on three SSH hosts', { skip }, async (t) => {
       clearInterval(watch);
     }
     t.equal(results.status, 'completed', results.error ?? '');
+    t.equal(results.environment.provider, 'ssh');
+    t.equal(results.environment.cores, host.cores, "the environment is the system's host's, read there");
+    t.match(results.environment.node, /^v\d+\./);
     for (const name of systems) {
       const cell = results.cells.find((c) => c.system === name);
       t.ok(cell?.result !== undefined && cell.result.ok > 0 && cell.result.errors === 0, `${name}: measured, no errors (${cell?.skipped ?? ''})`);

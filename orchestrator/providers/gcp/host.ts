@@ -19,6 +19,7 @@ import type { Matrix } from '../../matrix/types.js';
 import { PORTKEY_VERSION } from '../../peers.js';
 import { SshHost } from '../ssh.js';
 import type { Host, HostFiles, SinkHandle, Sampling } from '../types.js';
+import type { Environment } from '../../environment.js';
 import { GcpUnavailable, prepareCredentials } from './credentials.js';
 import { GcpError, GcpFleet, SSH_USER, type Vm } from './fleet.js';
 import { estimateCost } from './prices.js';
@@ -257,6 +258,11 @@ export class GcpHost implements Host {
   }
   sink(args: string[]): Promise<SinkHandle> {
     return this.on.sink(args);
+  }
+
+  async environment(): Promise<Environment> {
+    const image = this.o.image.replace(/^.*\/(family\/)?/, '');
+    return { ...(await this.on.environment()), provider: 'gcp', hosts: `3 × ${this.o.machineType} in ${this.o.zone}, image ${image}` };
   }
 
   /** The VMs this run created that still exist. */
