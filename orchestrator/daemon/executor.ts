@@ -121,8 +121,10 @@ export class Executor extends EventEmitter<{ event: [DaemonEvent] }> {
       host = this.opts.host ? this.opts.host() : run.provider === 'netns' ? this.netnsHost() : run.provider === 'gcp' ? await this.gcpHost(run, abort.signal) : new LocalHost();
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.store.finish(run.id, 'failed', message);
-      this.log('error', 'run failed', { run: run.id, err: message });
+      // Cancelled while its VMs were being made (they are deleted by then): not a failure.
+      const status = abort.signal.aborted ? (this.stopped ? 'interrupted' : 'canceled') : 'failed';
+      this.store.finish(run.id, status, message);
+      this.log(status === 'failed' ? 'error' : 'info', `run ${status}`, { run: run.id, err: message });
       this.emitStatus(run.id);
       return;
     }

@@ -43,6 +43,7 @@ export class SshError extends Error {
 /** One master connection to a host; every command, file and forward goes through it. */
 export class SshConnection {
   private master: ChildProcess | null = null;
+  private closed = false;
   readonly control: string;
 
   constructor(
@@ -73,10 +74,11 @@ export class SshConnection {
   }
 
   /** Opens the master connection, trying again until `timeoutMs` (a VM's sshd starts a while after the VM). */
-  async open(timeoutMs = 30_000): Promise<void> {
+  async open(timeoutMs = 30_000, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     for (;;) {
+      if (signal?.aborted) throw new SshError('cancelled');
       const master = spawn('ssh', ['-M', '-N', '-o', 'ControlMaster=yes', '-o', 'ControlPersist=no', ...this.args()], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       let stderr = '';
       master.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -85,10 +87,11 @@ export class SshConnection {
       for (;;) {
         if (master.exitCode !== null || master.signalCode !== null) break;
         if (await this.check()) {
+          if (this.closed) break;
           this.master = master;
           return;
         }
-        if (Date.now() > deadline) break;
+        if (Date.now() > deadline || signal?.aborted) break;
         await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
       }
       try {
@@ -97,6 +100,7 @@ export class SshConnection {
         /* gone */
       }
       last = stderr.trim().split('\n').pop() ?? '';
+      if (signal?.aborted || this.closed) throw new SshError('cancelled');
       if (Date.now() > deadline) {
         throw new SshError(`ssh to the ${this.role} host (${this.target.user}@${this.target.address}:${this.target.port ?? 22}) failed: ${last || 'no answer'}`);
       }
@@ -131,6 +135,7 @@ export class SshConnection {
 
   /** Closes the master (and with it every forward). */
   async close(): Promise<void> {
+    this.closed = true;
     const m = this.master;
     this.master = null;
     if (m === null || m.exitCode !== null) return;
@@ -225,8 +230,8 @@ export class SshHost implements Host {
   }
 
   /** Connects to the three hosts (waiting up to `timeoutMs` for their sshd) and reads the system's cores. */
-  async setup(timeoutMs = 30_000): Promise<void> {
-    await Promise.all(ROLES.map((r) => this.conns[r].open(timeoutMs)));
+  async setup(timeoutMs = 30_000, signal?: AbortSignal): Promise<void> {
+    await Promise.all(ROLES.map((r) => this.conns[r].open(timeoutMs, signal)));
     const { stdout } = await this.conns.sut.run('nproc');
     this.cores = Math.max(1, Number(stdout.trim()) || 1);
   }

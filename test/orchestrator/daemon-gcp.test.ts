@@ -22,7 +22,7 @@ const { Scheduler } = (await import(dist('daemon/scheduler.js'))) as typeof impo
 const { DaemonServer } = (await import(dist('daemon/server.js'))) as typeof import('../../orchestrator/daemon/server.js');
 
 const skip = netnsRefusal() ?? sshdMissing() ?? missingTools(PLAYBOOK);
-const matrix = { scenarios: [{ name: 'vm', workers: 8, wait_ms: 10, duration_s: 2 }], systems: ['baseline', 'sluice'], warmup_s: 0.5 };
+const matrix = { scenarios: [{ name: 'vm', workers: 8, wait_ms: 10, duration_s: 1 }], systems: ['baseline', 'sluice'], warmup_s: 0.5 };
 
 t.test('--allow-gcp checks credentials at start; gcp runs are refused without it', async (t) => {
   const home = mkdtempSync(join(tmpdir(), 'sluice-gcp-home-'));

@@ -85,6 +85,12 @@ export function terminalConfirm(): GcpOptions['confirm'] {
   return (question) =>
     new Promise((resolve) => {
       const rl = createInterface({ input: process.stdin, output: process.stderr });
+      // Ctrl-C at the question is a no (readline takes it from the terminal).
+      rl.once('SIGINT', () => {
+        rl.close();
+        process.stderr.write('\n');
+        resolve(false);
+      });
       rl.question(question, (a) => {
         rl.close();
         resolve(/^y(es)?$/i.test(a.trim()));
@@ -124,6 +130,8 @@ export function runPlaybook(inventory: string, vars: Record<string, unknown>, di
         ANSIBLE_NOCOLOR: '1',
         ANSIBLE_RETRY_FILES_ENABLED: '0',
         ANSIBLE_SSH_RETRIES: '3',
+        // One SSH round trip per task instead of several (Debian's sudo does not require a tty).
+        ANSIBLE_PIPELINING: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -149,7 +157,8 @@ export function runPlaybook(inventory: string, vars: Record<string, unknown>, di
     p.once('exit', (code) => {
       signal?.removeEventListener('abort', abort);
       log.end();
-      if (code === 0) resolve();
+      if (signal?.aborted) reject(new GcpError('cancelled'));
+      else if (code === 0) resolve();
       else reject(new GcpError(`provisioning the VMs failed${failure ? ` at ${failure}` : ` (exit ${code})`}; the whole log: ${logFile}`));
     });
   });
@@ -208,7 +217,7 @@ export class GcpHost implements Host {
       const byRole = (r: Vm['role']) => target(vms.find((v) => v.role === r)!);
       host.ssh = new SshHost('gcp', { source: byRole('source'), sut: byRole('sut'), sink: byRole('sink') }, o.remoteCli ?? REMOTE_CLI);
       o.log('gcp: waiting for SSH on the VMs');
-      await host.ssh.setup(o.sshTimeoutMs ?? 180_000);
+      await host.ssh.setup(o.sshTimeoutMs ?? 180_000, o.signal);
       check();
       const log = join(dir, 'ansible.log');
       o.log(`gcp: provisioning with ansible-playbook ${o.playbook ?? 'site.yml'} (log: ${log})`);
