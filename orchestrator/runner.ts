@@ -9,7 +9,7 @@ import type { Progress } from '../loadgen/run.js';
 import { LoadgenClient, type LoadSpec } from './loadgen-client.js';
 import { sinkLatencyMs, theoreticalRps } from './matrix/default.js';
 import type { Matrix, Scenario } from './matrix/types.js';
-import type { Host, Sampling } from './providers/types.js';
+import type { Host } from './providers/types.js';
 import type { Results, SweepResult, SweepStep, SystemInfo } from './results.js';
 import { environment } from './environment.js';
 import { keptUp, servedRate } from './report/capacity.js';
@@ -214,31 +214,35 @@ interface Measured {
 /** One benchmark through the load generator, with the system's CPU and RSS over the measured window only. */
 async function measure(host: Host, loadgen: LoadgenClient, spec: LoadSpec, sys: RunningSystem, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<Measured> {
   const pids = sys.pids;
-  let sampling: Promise<Sampling | null> | null = null;
+  // Sampling starts before the load, so the window opens at once when the measured phase does.
+  // A sampler that cannot start (a remote host that stopped answering) measures no CPU; the load goes on.
+  const sampler = pids.length === 0 ? null : await host.sampler(pids).catch(() => null);
+  let opened = false;
   let done0 = 0;
-  const startSampling = (done: number): void => {
+  const openWindow = (done: number): void => {
+    opened = true;
     done0 = done;
-    // A window that cannot open (a remote host that stopped answering) measures no CPU; the load goes on.
-    sampling = pids.length === 0 ? Promise.resolve(null) : host.sample(pids).catch(() => null);
+    sampler?.open();
   };
   // Open loop has no warm-up: the window opens at once.
-  if (spec.warmupS === 0) startSampling(0);
+  if (spec.warmupS === 0) openWindow(0);
   let bench: Awaited<ReturnType<LoadgenClient['run']>>;
   try {
     bench = await loadgen.run(
       spec,
       (p) => {
-        if (sampling === null && p.phase === 'running') startSampling(p.done);
+        if (!opened && p.phase === 'running') openWindow(p.done);
         onProgress(p);
       },
       signal,
     );
   } catch (err) {
-    await (await (sampling as Promise<Sampling | null> | null))?.stop().catch(() => undefined);
+    await sampler?.cancel().catch(() => undefined);
     throw err;
   }
-  const window = sampling === null ? null : await (sampling as Promise<Sampling | null>);
-  const taken = window === null ? null : await window.stop().catch(() => null);
+  let taken: { cpuUs: number; peakRssKb: number } | null = null;
+  if (sampler !== null && opened) taken = await sampler.close().catch(() => null);
+  else await sampler?.cancel().catch(() => undefined);
   if (bench.status === 'canceled') throw new Canceled('the run was cancelled');
   if (bench.status !== 'completed' || bench.result === null) throw new Error(`the load generator failed: ${bench.error ?? bench.status}`);
   const result = bench.result;

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { cpuMicros, watchPeakRss } from '../../common/procs.js';
 import { jsonLine, ProcessSet, type Started } from './processes.js';
-import type { Host, HostFiles, SinkHandle, Sampling } from './types.js';
+import type { Host, HostFiles, SinkHandle, Sampler } from './types.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 
@@ -50,12 +50,21 @@ export async function localProbe(url: string, timeoutMs = 2000): Promise<number 
   }
 }
 
-/** A measured window of process trees on this machine, read in this process from /proc. */
-export async function localSample(pids: number[]): Promise<Sampling> {
+/** Process trees on this machine, read in this process from /proc. */
+export async function localSampler(pids: number[]): Promise<Sampler> {
   const cpu = (): number => pids.reduce((sum, p) => sum + cpuMicros(p), 0);
-  const cpu0 = cpu();
-  const peaks = pids.map((p) => watchPeakRss(p));
-  return { stop: async () => ({ cpuUs: cpu() - cpu0, peakRssKb: peaks.reduce((s, f) => s + f(), 0) }) };
+  let cpu0 = NaN;
+  let peaks: Array<() => number> = [];
+  return {
+    open: () => {
+      cpu0 = cpu();
+      peaks = pids.map((p) => watchPeakRss(p));
+    },
+    close: async () => ({ cpuUs: cpu() - cpu0, peakRssKb: peaks.reduce((s, f) => s + f(), 0) }),
+    cancel: async () => {
+      for (const f of peaks) f();
+    },
+  };
 }
 
 /** A scratch folder on this machine, made on first use and removed by `remove`. */
@@ -94,8 +103,8 @@ export class LocalHost implements Host {
     return localProbe(url, timeoutMs);
   }
 
-  sample(pids: number[]): Promise<Sampling> {
-    return localSample(pids);
+  sampler(pids: number[]): Promise<Sampler> {
+    return localSampler(pids);
   }
 
   async loadgen(): Promise<string> {

@@ -12,9 +12,9 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { alive } from '../../common/procs.js';
-import { freeLocalPort, localFiles, localProbe, localSample, LocalWorkDir } from './local.js';
+import { freeLocalPort, localFiles, localProbe, localSampler, LocalWorkDir } from './local.js';
 import { jsonLine, ProcessSet, type Started } from './processes.js';
-import type { Host, SinkHandle, Sampling } from './types.js';
+import type { Host, SinkHandle, Sampler } from './types.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 const PREFIX = 'sluice-';
@@ -224,8 +224,8 @@ export class NetnsHost implements Host {
     return localProbe(url, timeoutMs);
   }
 
-  sample(pids: number[]): Promise<Sampling> {
-    return localSample(pids);
+  sampler(pids: number[]): Promise<Sampler> {
+    return localSampler(pids);
   }
 
   async loadgen(): Promise<string> {

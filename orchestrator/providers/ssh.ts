@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jsonLine, PID_MARK, ProcessSet, type StartOptions, type Started } from './processes.js';
 import { freeLocalPort } from './local.js';
-import type { Host, HostFiles, SinkHandle, Sampling } from './types.js';
+import type { Host, HostFiles, SinkHandle, Sampler } from './types.js';
 import { sluiceVersion, type Environment } from '../environment.js';
 
 export type Role = 'source' | 'sut' | 'sink';
@@ -287,34 +287,55 @@ export class SshHost implements Host {
     }
   }
 
-  /** CPU and peak RSS of process trees on the system's host, read there by `sluice orchestrator sample` (the same /proc accounting). */
-  async sample(pids: number[]): Promise<Sampling> {
-    const cmd = [...this.cli, 'orchestrator', 'sample', '--pids', pids.join(',')];
-    const once = async (): Promise<{ cpuUs: number; rssKb: number }> => {
-      const { stdout } = await this.procs.exec(cmd[0]!, [...cmd.slice(1), '--once']);
-      return JSON.parse(stdout) as { cpuUs: number; rssKb: number };
-    };
+  /**
+   * CPU and RSS of process trees on the system's host, read there every 100 ms by `sluice orchestrator sample`
+   * (the same /proc accounting as locally): the window opens at the latest reading, without a round trip,
+   * and closes at the first reading taken after the load ended.
+   */
+  async sampler(pids: number[]): Promise<Sampler> {
+    type Reading = { cpuUs: number; rssKb: number };
+    let latest: Reading | null = null;
+    let cpu0 = NaN;
     let peak = 0;
-    const [first, watcher] = await Promise.all([
-      once(),
-      this.procs.start('sampler', cmd[0]!, [...cmd.slice(1), '--interval-ms', '200'], {
-        ready: jsonLine((m) => typeof m.rssKb === 'number'),
-        onLine: (l) => {
-          try {
-            peak = Math.max(peak, (JSON.parse(l) as { rssKb: number }).rssKb);
-          } catch {
-            /* not a reading */
-          }
-        },
-      }),
-    ]);
-    peak = Math.max(peak, first.rssKb, (watcher.ready as { rssKb: number }).rssKb);
-    return {
-      stop: async () => {
-        const last = await once();
-        await this.procs.stop(watcher, 1000);
-        return { cpuUs: last.cpuUs - first.cpuUs, peakRssKb: Math.max(peak, last.rssKb) };
+    let open = false;
+    let next: ((r: Reading) => void) | null = null;
+    const watcher = await this.procs.start('sampler', this.cli[0]!, [...this.cli.slice(1), 'orchestrator', 'sample', '--pids', pids.join(','), '--interval-ms', '100'], {
+      ready: jsonLine((m) => typeof m.rssKb === 'number'),
+      onLine: (l) => {
+        let r: Reading;
+        try {
+          r = JSON.parse(l) as Reading;
+        } catch {
+          return;
+        }
+        latest = r;
+        if (open) peak = Math.max(peak, r.rssKb);
+        const n = next;
+        next = null;
+        n?.(r);
       },
+    });
+    latest = watcher.ready as Reading;
+    return {
+      open: () => {
+        open = true;
+        cpu0 = latest!.cpuUs;
+        peak = latest!.rssKb;
+      },
+      close: async () => {
+        try {
+          const last = await Promise.race([
+            new Promise<Reading>((r) => (next = r)),
+            watcher.exited.then(() => {
+              throw new SshError("the sampler on the system's host stopped");
+            }),
+          ]);
+          return { cpuUs: last.cpuUs - cpu0, peakRssKb: Math.max(peak, last.rssKb) };
+        } finally {
+          await this.procs.stop(watcher, 1000);
+        }
+      },
+      cancel: () => this.procs.stop(watcher, 1000),
     };
   }
 

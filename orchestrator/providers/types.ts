@@ -20,10 +20,17 @@ export interface HostFiles {
   mkdir(path: string): Promise<void>;
 }
 
-/** A measured window of process trees' CPU and resident memory on the system's host. */
-export interface Sampling {
-  /** Ends the window: CPU µs spent since it opened, and the peak of the summed RSS (kB). */
-  stop(): Promise<{ cpuUs: number; peakRssKb: number }>;
+/**
+ * Process trees' CPU and resident memory on the system's host, read from before the load starts,
+ * so that opening the measured window is immediate (no round trip to a remote host).
+ */
+export interface Sampler {
+  /** Opens the measured window now. */
+  open(): void;
+  /** Closes it: CPU µs spent since open(), and the peak of the summed RSS (kB) over it; stops sampling. */
+  close(): Promise<{ cpuUs: number; peakRssKb: number }>;
+  /** Stops sampling without a result. */
+  cancel(): Promise<void>;
 }
 
 export interface Host {
@@ -43,8 +50,8 @@ export interface Host {
   freePort(): Promise<number>;
   /** The HTTP status of a GET of `url` from where the load comes from, or null when nothing answers. */
   probe(url: string, timeoutMs?: number): Promise<number | null>;
-  /** Opens a measured window over these process trees on the system-under-test host. */
-  sample(pids: number[]): Promise<Sampling>;
+  /** Starts sampling these process trees on the system-under-test host. */
+  sampler(pids: number[]): Promise<Sampler>;
   /** The origin of the load generator's REST API on the source host (started on first use). */
   loadgen(): Promise<string>;
   /** A fresh sink with these flags on the sink host. */

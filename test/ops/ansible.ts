@@ -1,8 +1,8 @@
 // Runs Ansible from the tests: ansible-playbook with the project's roles, its
 // temporary files in a directory of the test, no colour, and the PLAY RECAP
 // read back.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +119,17 @@ export function gatewayReloads(): boolean {
   } catch {
     return false;
   }
+}
+
+/** better-sqlite3's binary, as a local prebuild, so the install does not compile it again (~75 s). */
+export function localPrebuilds(dir: string): Record<string, string> {
+  const pkgDir = join(REPO, 'node_modules', 'better-sqlite3');
+  const binary = join(pkgDir, 'build', 'Release', 'better_sqlite3.node');
+  if (!existsSync(binary)) return {};
+  const { version } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string };
+  const out = join(dir, 'prebuilds');
+  mkdirSync(out, { recursive: true });
+  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  execFileSync('tar', ['-czf', join(out, name), '-C', pkgDir, 'build/Release/better_sqlite3.node']);
+  return { npm_config_better_sqlite3_local_prebuilds: out };
 }

@@ -8,11 +8,11 @@
 // of service, and a failing roll-out that stops before the next host.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, gatewayReloads, missingTools, runPlaybook, scratch, tail } from './ansible.js';
+import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, gatewayReloads, localPrebuilds, missingTools, runPlaybook, scratch, tail } from './ansible.js';
 
 t.setTimeout(300_000);
 
@@ -55,19 +55,6 @@ async function stopAll(runDir: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   for (const pid of pids) signal(pid, 'SIGKILL');
-}
-
-/** better-sqlite3's binary, as a local prebuild, so the install does not compile it again (~75 s). */
-function localPrebuilds(dir: string): Record<string, string> {
-  const pkgDir = join(REPO, 'node_modules', 'better-sqlite3');
-  const binary = join(pkgDir, 'build', 'Release', 'better_sqlite3.node');
-  if (!existsSync(binary)) return {};
-  const { version } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string };
-  const out = join(dir, 'prebuilds');
-  mkdirSync(out, { recursive: true });
-  const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
-  execFileSync('tar', ['-czf', join(out, name), '-C', pkgDir, 'build/Release/better_sqlite3.node']);
-  return { npm_config_better_sqlite3_local_prebuilds: out };
 }
 
 /** Whether the built CLI has the orchestrator daemon. */

@@ -7,9 +7,9 @@
 // on the way and after a cancel. The CLI's refusals come first: no project,
 // no credentials, no --yes: exit 2 and no VM.
 import t from 'tap';
-import { appendFileSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gcpWorld as world, type GcpWorld as World } from '../helpers/gcp-world.js';
 import { sshdMissing } from '../helpers/netns-sshd.js';
@@ -78,7 +78,14 @@ t.test('a run on three "VMs": created, provisioned over SSH, measured, deleted',
 
 t.test('provisioning fails: one line naming the task, and the VMs are deleted', { skip }, async (t) => {
   const w = await world(t, { extraVars: { ansible_become: false, gcp_check_fail: true } });
-  await t.rejects(GcpHost.create(w.opts, matrix, 10), { name: 'GcpError', message: /^provisioning the VMs failed at Fail when the test asks: .*the whole log: / });
+  const err = (await GcpHost.create(w.opts, matrix, 10).then(
+    () => null,
+    (e: unknown) => e,
+  )) as Error | null;
+  t.match(err, { name: 'GcpError', message: /^provisioning the VMs failed at Fail when the test asks: .*the whole log: \S+ansible\.log$/ });
+  const log = /the whole log: (\S+)$/.exec(err?.message ?? '')?.[1] ?? '';
+  t.match(readFileSync(log, 'utf8'), /TASK \[Fail when the test asks\]/, 'the log it names is still there');
+  t.notOk(existsSync(join(dirname(log), 'id_ed25519')), "the run's private key is not");
   t.equal(inserts(w).length, 3);
   t.equal(w.fake.instances.size, 0, 'nothing is left');
 });

@@ -18,7 +18,7 @@ import type { ClientOptions } from 'google-gax';
 import type { Matrix } from '../../matrix/types.js';
 import { PORTKEY_VERSION } from '../../peers.js';
 import { SshHost } from '../ssh.js';
-import type { Host, HostFiles, SinkHandle, Sampling } from '../types.js';
+import type { Host, HostFiles, SinkHandle, Sampler } from '../types.js';
 import type { Environment } from '../../environment.js';
 import { GcpUnavailable, prepareCredentials } from './credentials.js';
 import { GcpError, GcpFleet, SSH_USER, type Vm } from './fleet.js';
@@ -168,6 +168,8 @@ export class GcpHost implements Host {
   readonly name = 'gcp';
   private ssh: SshHost | null = null;
   private closing: Promise<void> | null = null;
+  /** Provisioning failed: its log stays for the user (the error names it); the key goes with the VMs. */
+  private keepLog = false;
 
   private constructor(
     private readonly o: GcpOptions,
@@ -221,7 +223,12 @@ export class GcpHost implements Host {
       check();
       const log = join(dir, 'ansible.log');
       o.log(`gcp: provisioning with ansible-playbook ${o.playbook ?? 'site.yml'} (log: ${log})`);
-      await runPlaybook(inventory, { ...provisionVars(matrix), ...(o.extraVars ?? {}) }, dir, log, o.playbook, o.signal);
+      try {
+        await runPlaybook(inventory, { ...provisionVars(matrix), ...(o.extraVars ?? {}) }, dir, log, o.playbook, o.signal);
+      } catch (err) {
+        host.keepLog = !o.signal?.aborted;
+        throw err;
+      }
       check();
       return host;
     } catch (err) {
@@ -259,8 +266,8 @@ export class GcpHost implements Host {
   probe(url: string, timeoutMs?: number): Promise<number | null> {
     return this.on.probe(url, timeoutMs);
   }
-  sample(pids: number[]): Promise<Sampling> {
-    return this.on.sample(pids);
+  sampler(pids: number[]): Promise<Sampler> {
+    return this.on.sampler(pids);
   }
   loadgen(): Promise<string> {
     return this.on.loadgen();
@@ -305,7 +312,8 @@ export class GcpHost implements Host {
         }
         this.o.log(`gcp: deleted ${names.length} VM${names.length === 1 ? '' : 's'}`);
       }
-      rmSync(this.dir, { recursive: true, force: true });
+      if (!this.keepLog) rmSync(this.dir, { recursive: true, force: true });
+      else for (const f of ['id_ed25519', 'id_ed25519.pub', 'vars.json', 'ansible']) rmSync(join(this.dir, f), { recursive: true, force: true });
     } finally {
       await this.fleet.close().catch(() => undefined);
     }
