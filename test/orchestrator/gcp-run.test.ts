@@ -42,6 +42,10 @@ t.test('the CLI refuses before creating anything', async (t) => {
   t.equal(r.code, 2, 'not a terminal and no --yes: exit 2');
   t.match(r.stderr, /gcp: this run creates 3 VMs in my-project-1\/us-central1-a: 3 × e2-medium for about \d+ min ≈ \$\d+\.\d\d/, 'the estimate comes first');
   t.match(r.stderr, /add --yes to agree/);
+  // No ansible-playbook (nor ssh) on this PATH: one line naming them, before any VM.
+  r = await runCli(['bench', '--provider', 'gcp', '--project', 'my-project-1', '--systems', 'baseline', '--yes'], undefined, { ...env, GOOGLE_APPLICATION_CREDENTIALS: creds, PATH: home });
+  t.equal(r.code, 2, 'missing tools: exit 2');
+  t.match(r.stderr, /--provider gcp: ssh, ssh-keygen, ansible-playbook not found; install with: apt-get install -y --no-install-recommends openssh-client ansible-core/);
   r = await runCli(['bench', '--zone', 'us-east1-b'], undefined, env);
   t.equal(r.code, 2);
   t.match(r.stderr, /--zone needs --provider gcp/);

@@ -8,7 +8,7 @@
 // SSH tunnel. close() deletes the VMs (unless --keep), and so does every
 // failure on the way.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -68,6 +68,19 @@ export interface GcpOptions {
   playbook?: string;
   extraVars?: Record<string, unknown>;
   remoteCli?: string[];
+}
+
+/** The programs a gcp run needs on this machine, checked before any VM exists: the missing ones, with how to install them. */
+export function missingTools(path = process.env.PATH ?? ''): string | null {
+  const tools: Array<[string, string]> = [
+    ['ssh', 'openssh-client'],
+    ['ssh-keygen', 'openssh-client'],
+    ['ansible-playbook', 'ansible-core'],
+  ];
+  const dirs = path.split(':').filter(Boolean);
+  const missing = tools.filter(([t]) => !dirs.some((d) => existsSync(join(d, t))));
+  if (missing.length === 0) return null;
+  return `--provider gcp: ${missing.map(([t]) => t).join(', ')} not found; install with: apt-get install -y --no-install-recommends ${[...new Set(missing.map(([, p]) => p))].join(' ')}`;
 }
 
 /** Tells the user what the run costs and gets a yes (--yes, or a terminal's answer); GcpUnavailable otherwise. */
@@ -184,6 +197,8 @@ export class GcpHost implements Host {
   static async create(o: GcpOptions, matrix: Matrix, plannedSeconds: number): Promise<GcpHost> {
     // Before anything else: no credentials is one line and no VM.
     const credentials = o.client === undefined ? prepareCredentials({ onGce: o.onGce }) : 'the test client';
+    const missing = missingTools();
+    if (missing !== null) throw new GcpUnavailable(missing);
     await agreeToCost(o, plannedSeconds);
     o.log(`gcp: credentials from ${credentials}`);
     const runId = `${Date.now().toString(36).slice(-5)}${randomBytes(2).toString('hex')}`;
