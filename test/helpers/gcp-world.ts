@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { startFakeCompute, type FakeCompute } from './fake-compute.js';
 import { sshdInNamespaces, type NetnsSshd } from './netns-sshd.js';
+import { netnsLock } from './netns-lock.js';
 
 const dist = (p: string): string => new URL(`../../dist/orchestrator/${p}`, import.meta.url).href;
 type GcpOptions = import('../../orchestrator/providers/gcp/host.js').GcpOptions;
@@ -26,7 +27,12 @@ export interface GcpWorld {
 export async function gcpWorld(t: Test, over: Partial<GcpOptions> = {}): Promise<GcpWorld> {
   const { NetnsHost } = (await import(dist('providers/netns.js'))) as typeof import('../../orchestrator/providers/netns.js');
   const netns = new NetnsHost();
-  netns.setup();
+  const release = await netnsLock();
+  try {
+    netns.setup();
+  } finally {
+    release();
+  }
   t.teardown(() => netns.close());
   const sshd = await sshdInNamespaces(t, netns);
   const fake = await startFakeCompute(t);

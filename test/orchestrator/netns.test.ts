@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { CLI, runCli } from '../helpers/sink.js';
 import { waitFor } from '../helpers/gateway.js';
 import { netnsRefusal } from '../../orchestrator/providers/netns.js';
+import { netnsLock } from '../helpers/netns-lock.js';
 import type { Results } from '../../orchestrator/results.js';
 
 const refusal = netnsRefusal();
@@ -70,6 +71,8 @@ t.test('a matrix across three namespaces: the sink sees 198.18 peers, never loop
 });
 
 t.test('a SIGKILLed run leaves namespaces; the next run removes them first and leaves nothing', { skip: refusal ?? false }, async (t) => {
+  // Until the next run has removed them: no other test's netns setup may remove them first.
+  t.teardown(await netnsLock());
   const killed = spawn(process.execPath, [CLI, 'bench', '--provider', 'netns', '--matrix', matrix(30), '--out', mkdtempSync(join(tmpdir(), 'sluice-netns-out-'))], { stdio: 'ignore' });
   t.teardown(() => {
     if (killed.exitCode === null) killed.kill('SIGKILL');

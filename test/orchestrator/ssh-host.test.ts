@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sshdInNamespaces, sshdMissing } from '../helpers/netns-sshd.js';
+import { netnsLock } from '../helpers/netns-lock.js';
 import { waitFor } from '../helpers/gateway.js';
 
 // From dist/, as the CLI runs them (the runner reads the package's version relative to its own file).
@@ -31,7 +32,12 @@ const pidsIn = (ns: string): number[] => sh('ip', ['netns', 'pids', ns]).split(/
 
 t.test('a matrix on three SSH hosts', { skip }, async (t) => {
   const netns = new NetnsHost();
-  netns.setup();
+  const release = await netnsLock();
+  try {
+    netns.setup();
+  } finally {
+    release();
+  }
   t.teardown(() => netns.close());
   const sshd = await sshdInNamespaces(t, netns);
   const host = new SshHost('ssh', sshd.targets, [process.execPath, CLI]);
