@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { LoadgenResult } from '../loadgen/result.js';
 import type { Progress } from '../loadgen/run.js';
-import { LoadgenClient, type LoadSpec } from './loadgen-client.js';
+import { LoadgenClient, LoadgenError, type LoadSpec } from './loadgen-client.js';
 import { sinkLatencyMs, theoreticalRps } from './matrix/default.js';
 import type { Matrix, Scenario } from './matrix/types.js';
 import type { Host } from './providers/types.js';
@@ -238,7 +238,9 @@ async function measure(host: Host, loadgen: LoadgenClient, spec: LoadSpec, sys: 
     );
   } catch (err) {
     await sampler?.cancel().catch(() => undefined);
-    throw err;
+    if (err instanceof LoadgenError || signal?.aborted) throw err;
+    // Its connection broke (a remote source host's process or tunnel gone).
+    throw new LoadgenError(`the load generator stopped answering: ${err instanceof Error ? err.message : String(err)}`);
   }
   let taken: { cpuUs: number; peakRssKb: number } | null = null;
   if (sampler !== null && opened) taken = await sampler.close().catch(() => null);

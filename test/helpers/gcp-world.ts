@@ -17,6 +17,8 @@ const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 export const CHECK_PLAYBOOK = fileURLToPath(new URL('../orchestrator/fixtures/gcp-check.yml', import.meta.url));
 
 export interface GcpWorld {
+  /** The namespaces standing in for the VMs (namespace(role), address(role)). */
+  netns: { namespace(role: 'source' | 'sut' | 'sink'): string };
   fake: FakeCompute;
   sshd: NetnsSshd;
   opts: GcpOptions;
@@ -64,6 +66,6 @@ export async function gcpWorld(t: Test, over: Partial<GcpOptions> = {}): Promise
     remoteCli: [process.execPath, CLI],
     ...over,
   };
-  return { fake, sshd, opts, log };
+  return { netns, fake, sshd, opts, log };
 }
 

@@ -7,6 +7,7 @@
 // on the way and after a cancel. The CLI's refusals come first: no project,
 // no credentials, no --yes: exit 2 and no VM.
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -106,7 +107,7 @@ t.test('cancelled while the VMs are created: they are deleted', { skip }, async 
   t.equal(w.fake.instances.size, 0, 'nothing is left');
 });
 
-t.test('cancelled during the run: the VMs are deleted', { skip }, async (t) => {
+t.test('cancelled during the run, or failing in the middle of a cell: the VMs are deleted', { skip }, async (t) => {
   const w = await world(t);
   const host = await GcpHost.create(w.opts, matrix, 10);
   const abort = new AbortController();
@@ -123,6 +124,35 @@ t.test('cancelled during the run: the VMs are deleted', { skip }, async (t) => {
   t.equal(results.cells.filter((c) => c.result !== undefined).length, 0, 'no cell was finished');
   await host.close();
   t.equal(w.fake.instances.size, 0, 'the VMs are deleted');
+
+  // The same "project" again: a run that fails mid-cell (its load generator dies on the source VM).
+  const again = await GcpHost.create(w.opts, matrix, 10);
+  t.equal(w.fake.instances.size, 3, 'a second run has its VMs');
+  const ns = w.netns.namespace('source');
+  const failed = await runMatrix({
+    matrix,
+    host: again,
+    peersDir: '/nonexistent',
+    onEvent: (e) => {
+      if (e.type !== 'start') return;
+      setTimeout(() => {
+        for (const pid of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+          const cmd = (() => {
+            try {
+              return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+            } catch {
+              return '';
+            }
+          })();
+          if (cmd.includes('loadgen\0serve')) process.kill(Number(pid), 'SIGKILL');
+        }
+      }, 300);
+    },
+  });
+  t.equal(failed.status, 'failed');
+  t.match(failed.error, /^the load generator stopped answering: /, `the run failed, saying why: ${failed.error}`);
+  await again.close();
+  t.equal(w.fake.instances.size, 0, 'its VMs are deleted too');
 });
 
 t.test('--keep: the VMs stay, and the way to delete them is printed', { skip }, async (t) => {
