@@ -6,10 +6,8 @@ import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { startFakeCompute, type FakeCompute } from './fake-compute.js';
-import { sshdInNamespaces, type NetnsSshd } from './netns-sshd.js';
-import { netnsLock } from './netns-lock.js';
+import { netnsWithSshd, type NetnsSshd } from './netns-sshd.js';
 
-const dist = (p: string): string => new URL(`../../dist/orchestrator/${p}`, import.meta.url).href;
 type GcpOptions = import('../../orchestrator/providers/gcp/host.js').GcpOptions;
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -27,16 +25,7 @@ export interface GcpWorld {
 
 /** The fake Compute API, whose VMs are the namespaces of a NetnsHost with sshd. */
 export async function gcpWorld(t: Test, over: Partial<GcpOptions> = {}): Promise<GcpWorld> {
-  const { NetnsHost } = (await import(dist('providers/netns.js'))) as typeof import('../../orchestrator/providers/netns.js');
-  const netns = new NetnsHost();
-  const release = await netnsLock();
-  try {
-    netns.setup();
-  } finally {
-    release();
-  }
-  t.teardown(() => netns.close());
-  const sshd = await sshdInNamespaces(t, netns);
+  const { netns, sshd } = await netnsWithSshd(t);
   const fake = await startFakeCompute(t);
   const role = (name: string) => name.replace(/^.*-(source|sut|sink)$/, '$1') as 'source' | 'sut' | 'sink';
   fake.addresses.of = (name) => ({ networkIP: netns.address(role(name)), natIP: netns.address(role(name)) });

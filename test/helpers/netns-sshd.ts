@@ -8,6 +8,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { NetnsHost, Role } from '../../orchestrator/providers/netns.js';
+import { netnsLock } from './netns-lock.js';
 import type { SshTarget } from '../../orchestrator/providers/ssh.js';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -81,4 +82,18 @@ export async function sshdInNamespaces(t: Test, host: NetnsHost, opts: { keyFile
     targets[role] = { address, user: userInfo().username, keyFile, internalAddress: address };
   }
   return { targets, keyFile, publicKey, pids: procs.map((p) => p.pid!), authorizedKeys: join(dir, 'authorized_keys') };
+}
+
+/** Three namespaces (a NetnsHost of dist/, set up under the tests' netns lock, removed at the end) with sshd in each. */
+export async function netnsWithSshd(t: Test): Promise<{ netns: NetnsHost; sshd: NetnsSshd }> {
+  const { NetnsHost } = (await import(new URL('../../dist/orchestrator/providers/netns.js', import.meta.url).href)) as typeof import('../../orchestrator/providers/netns.js');
+  const netns = new NetnsHost();
+  const release = await netnsLock();
+  try {
+    netns.setup();
+  } finally {
+    release();
+  }
+  t.teardown(() => netns.close());
+  return { netns, sshd: await sshdInNamespaces(t, netns) };
 }

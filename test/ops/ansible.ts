@@ -3,7 +3,7 @@
 // read back.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
@@ -132,4 +132,27 @@ export function localPrebuilds(dir: string): Record<string, string> {
   const name = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
   execFileSync('tar', ['-czf', join(out, name), '-C', pkgDir, 'build/Release/better_sqlite3.node']);
   return { npm_config_better_sqlite3_local_prebuilds: out };
+}
+
+/**
+ * The roles' variables for a run on this test machine, into `prefix`: no account created (root runs the
+ * services), this Node, no Node install (only npm and Debian apt are reachable), no sysctl applied (never
+ * retune the test machine), npm's cache and better-sqlite3's local prebuild.
+ */
+export function testMachineVars(prefix: string, dir: string): Record<string, unknown> {
+  return {
+    ansible_become: false,
+    sluice_prefix: prefix,
+    sluice_create_user: false,
+    sluice_user: 'root',
+    sluice_group: 'root',
+    sluice_dirs_owner: 'root',
+    sluice_dirs_group: 'root',
+    sluice_node_bin: process.execPath,
+    common_install_node: false,
+    common_sysctl_apply: false,
+    common_package_build_dir: join(dir, 'pack'),
+    common_npm_cache: join(homedir(), '.npm'),
+    common_npm_env: localPrebuilds(dir),
+  };
 }

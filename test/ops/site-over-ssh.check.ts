@@ -5,10 +5,10 @@
 // sluice, sluice-redis and nginx run with the app site.yml installed there.
 import t from 'tap';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gcpWorld } from '../helpers/gcp-world.js';
-import { localPrebuilds } from './ansible.js';
+import { testMachineVars } from './ansible.js';
 
 const dist = (p: string): string => new URL(`../../dist/orchestrator/${p}`, import.meta.url).href;
 const { GcpHost } = (await import(dist('providers/gcp/host.js'))) as typeof import('../../orchestrator/providers/gcp/host.js');
@@ -22,22 +22,7 @@ t.test("site.yml over SSH with a gcp run's variables, then a matrix with what it
     playbook: 'site.yml',
     remoteCli: [process.execPath, join(prefix, 'opt/sluice/current/lib/node_modules/sluice/dist/cli.js')],
     sshTimeoutMs: 15_000,
-    extraVars: {
-      ansible_become: false,
-      sluice_prefix: prefix,
-      sluice_create_user: false,
-      sluice_user: 'root',
-      sluice_group: 'root',
-      sluice_dirs_owner: 'root',
-      sluice_dirs_group: 'root',
-      sluice_node_bin: process.execPath,
-      common_install_node: false,
-      common_sysctl_apply: false,
-      common_package_build_dir: join(dir, 'pack'),
-      common_npm_cache: join(homedir(), '.npm'),
-      common_npm_env: localPrebuilds(dir),
-      sluice_apt_cache_valid_time: 315360000,
-    },
+    extraVars: { ...testMachineVars(prefix, dir), sluice_apt_cache_valid_time: 315360000 },
   });
   const matrix = validateMatrix({ scenarios: [{ name: 'vm', workers: 8, wait_ms: 10, duration_s: 1 }], systems: ['baseline', 'sluice', 'sluice-redis', 'nginx'], warmup_s: 0.5 });
   const started = Date.now();

@@ -10,9 +10,8 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, gatewayReloads, localPrebuilds, missingTools, runPlaybook, scratch, tail } from './ansible.js';
+import { PLAYBOOK, REPO, ansibleEnv, gatewayKnowsGrace, gatewayReloads, missingTools, runPlaybook, scratch, tail, testMachineVars } from './ansible.js';
 
 t.setTimeout(300_000);
 
@@ -102,20 +101,8 @@ t.test('site.yml installs and starts the sink, the gateway and the load generato
   if (!grace) t.comment('dist/ predates shutdown.grace_ms: the config leaves it out');
   const vars = join(dir, 'vars.json');
   writeFileSync(vars, JSON.stringify({
-    ansible_become: false,
-    sluice_prefix: prefix,
+    ...testMachineVars(prefix, dir),
     sluice_service_manager: 'direct', // tests only: no systemd here
-    sluice_create_user: false,
-    sluice_user: 'root',
-    sluice_group: 'root',
-    sluice_dirs_owner: 'root',
-    sluice_dirs_group: 'root',
-    sluice_node_bin: process.execPath,
-    common_install_node: false, // only npm and Debian apt are reachable
-    common_sysctl_apply: false, // never retune the test machine
-    common_package_build_dir: join(dir, 'pack'),
-    common_npm_cache: join(homedir(), '.npm'),
-    common_npm_env: localPrebuilds(dir),
     sluice_sink_host: '127.0.0.1',
     sluice_sink_port: sinkPort,
     mocksink_host: '127.0.0.1',

@@ -8,13 +8,12 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { sshdInNamespaces, sshdMissing } from '../helpers/netns-sshd.js';
-import { netnsLock } from '../helpers/netns-lock.js';
+import { netnsWithSshd, sshdMissing } from '../helpers/netns-sshd.js';
 import { waitFor } from '../helpers/gateway.js';
 
 // From dist/, as the CLI runs them (the runner reads the package's version relative to its own file).
 const dist = (p: string): string => new URL(`../../dist/orchestrator/${p}`, import.meta.url).href;
-const { NetnsHost, netnsRefusal } = (await import(dist('providers/netns.js'))) as typeof import('../../orchestrator/providers/netns.js');
+const { netnsRefusal } = (await import(dist('providers/netns.js'))) as typeof import('../../orchestrator/providers/netns.js');
 const { SshHost } = (await import(dist('providers/ssh.js'))) as typeof import('../../orchestrator/providers/ssh.js');
 const { validateMatrix } = (await import(dist('matrix/schema.js'))) as typeof import('../../orchestrator/matrix/schema.js');
 const { runMatrix } = (await import(dist('runner.js'))) as typeof import('../../orchestrator/runner.js');
@@ -31,15 +30,7 @@ const sh = (cmd: string, args: string[]): string => {
 const pidsIn = (ns: string): number[] => sh('ip', ['netns', 'pids', ns]).split(/\s+/).filter(Boolean).map(Number);
 
 t.test('a matrix on three SSH hosts', { skip }, async (t) => {
-  const netns = new NetnsHost();
-  const release = await netnsLock();
-  try {
-    netns.setup();
-  } finally {
-    release();
-  }
-  t.teardown(() => netns.close());
-  const sshd = await sshdInNamespaces(t, netns);
+  const { netns, sshd } = await netnsWithSshd(t);
   const host = new SshHost('ssh', sshd.targets, [process.execPath, CLI]);
   let closed = false;
   t.teardown(async () => {
