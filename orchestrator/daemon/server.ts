@@ -131,6 +131,7 @@ export class DaemonServer {
     }
     if (path === '/metrics' && method === 'GET') return this.metrics(res);
     if (path === '/v1/matrix/default' && method === 'GET') return sendJson(res, 200, { object: 'matrix', yaml: DEFAULT_MATRIX_YAML, matrix: defaultMatrix() });
+    if (path === '/v1/providers' && method === 'GET') return sendJson(res, 200, { object: 'list', data: PROVIDERS.map((id) => ({ id, ...this.providerRefusal(id) })) });
     if (path === '/v1/runs') {
       if (method === 'POST') return this.createRun(req, res);
       if (method === 'GET') return this.listRuns(url, res);
@@ -227,17 +228,22 @@ export class DaemonServer {
     return m;
   }
 
-  /** `provider`: local (default) or netns (refused at once where this machine forbids namespaces). */
+  /** Whether this daemon runs a provider's runs: `{available: true}`, or false and why (GET /v1/providers, and the check of a submitted run). */
+  private providerRefusal(p: Provider): { available: boolean; reason?: string } {
+    if (p === 'netns') {
+      const why = netnsRefusal();
+      if (why !== null) return { available: false, reason: `netns is not possible on this machine: ${why}` };
+    }
+    if (p === 'gcp' && !this.opts.allowGcp) return { available: false, reason: 'gcp runs create VMs that cost money; this daemon does not allow them (sluice orchestrator serve --allow-gcp)' };
+    return { available: true };
+  }
+
+  /** `provider`: local (default), netns (where this machine allows namespaces) or gcp (where the operator allowed it). */
   private providerOf(body: Record<string, unknown>): Provider {
     const p = body.provider ?? 'local';
     if (typeof p !== 'string' || !PROVIDERS.includes(p as Provider)) throw new ApiError(400, `'provider' must be one of ${PROVIDERS.join(', ')}.`, 'invalid_provider', 'provider');
-    if (p === 'netns') {
-      const why = netnsRefusal();
-      if (why !== null) throw new ApiError(400, `'provider': netns is not possible on this machine: ${why}.`, 'invalid_provider', 'provider');
-    }
-    if (p === 'gcp' && !this.opts.allowGcp) {
-      throw new ApiError(400, "'provider': gcp runs create VMs that cost money; this daemon does not allow them (sluice orchestrator serve --allow-gcp).", 'invalid_provider', 'provider');
-    }
+    const refusal = this.providerRefusal(p as Provider);
+    if (!refusal.available) throw new ApiError(400, `'provider': ${refusal.reason}.`, 'invalid_provider', 'provider');
     return p as Provider;
   }
 

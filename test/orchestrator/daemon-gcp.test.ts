@@ -39,6 +39,8 @@ t.test('--allow-gcp checks credentials at start; gcp runs are refused without it
   const res = await request(`http://127.0.0.1:${port}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ matrix, provider: 'gcp' }) });
   t.equal(res.statusCode, 400);
   t.match(await res.body.json(), { error: { code: 'invalid_provider', param: 'provider', message: /--allow-gcp/ } });
+  const providers = await request(`http://127.0.0.1:${port}/v1/providers`);
+  t.match(await providers.body.json(), { data: [{ id: 'local', available: true }, {}, { id: 'gcp', available: false, reason: /--allow-gcp/ }] }, 'GET /v1/providers says why gcp is not offered');
 });
 
 t.test('an allowed gcp run: VMs created, the matrix run on them, VMs deleted', { skip }, async (t) => {
@@ -56,6 +58,8 @@ t.test('an allowed gcp run: VMs created, the matrix run on them, VMs deleted', {
     const r = await request(`http://127.0.0.1:${port}/v1/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: r.statusCode, body: (await r.body.json()) as Record<string, unknown> };
   };
+  const providers = await request(`http://127.0.0.1:${port}/v1/providers`);
+  t.match(await providers.body.json(), { object: 'list', data: [{ id: 'local', available: true }, { id: 'netns', available: true }, { id: 'gcp', available: true }] }, 'GET /v1/providers: gcp is offered');
   const refused = await post({ matrix, provider: 'gcp' });
   t.equal(refused.status, 400, 'no project anywhere: refused at once');
   t.match(refused.body, { error: { param: 'matrix.gcp.project' } });

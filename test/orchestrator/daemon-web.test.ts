@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '../helpers/chromium.js';
+import { netnsRefusal } from '../../orchestrator/providers/netns.js';
 import { spawnCli } from '../helpers/sink.js';
 
 // One scenario of ~1 s per system, no warm-up: each cell takes 2–3 s with the processes starting.
@@ -59,6 +60,12 @@ t.test('the daemon page: submit, follow, report, history trend, compare', async 
   t.ok(await page.locator('#system-picks input[value=baseline]').isDisabled(), 'Baseline always runs');
   t.match(await page.textContent('#estimate'), /25 cells, about \d+ min/, 'the form estimates the default run');
   t.match(await page.textContent('#daemon-state'), /Idle/);
+  await page.waitForSelector('#provider option[value=gcp]', { state: 'attached' });
+  t.same(
+    await page.$$eval('#provider option', (os) => os.map((o) => [(o as HTMLOptionElement).value, (o as HTMLOptionElement).disabled])),
+    [['local', false], ['netns', netnsRefusal() !== null], ['gcp', true]],
+    'where a run goes: gcp offered but disabled (this daemon was not started with --allow-gcp)',
+  );
   t.ok(await page.isVisible('#runs-empty'), 'an empty history says so');
   await page.screenshot({ path: '/tmp/daemon-page-start.png', fullPage: true });
 

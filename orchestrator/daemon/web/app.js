@@ -610,6 +610,26 @@
     }
   }
 
+  const PROVIDER_TEXT = {
+    local: 'local: processes on this machine, on loopback',
+    netns: 'netns: a network namespace per role, on CPUs of its own',
+    gcp: 'gcp: three VMs (e2-medium by default; they cost money)',
+  };
+
+  /** The providers this daemon runs; the ones it does not are shown disabled, saying why. */
+  async function loadProviders() {
+    try {
+      const { data } = await api('/v1/providers');
+      $('provider').replaceChildren(
+        ...data.data.map((p) =>
+          h('option', { value: p.id, disabled: !p.available, title: p.reason || null }, `${PROVIDER_TEXT[p.id] || p.id}${p.available ? '' : ' (not here)'}`),
+        ),
+      );
+    } catch {
+      /* an older daemon: local only */
+    }
+  }
+
   function renderPicks() {
     const m = state.defaultMatrix.matrix;
     $('scenario-picks').replaceChildren(
@@ -687,8 +707,8 @@
   }
 
   function clearErrors() {
-    for (const id of ['yaml-error', 'pick-error', 'label-error', 'cron-error']) $(id).textContent = '';
-    for (const id of ['yaml', 'label', 'cron']) $(id).removeAttribute('aria-invalid');
+    for (const id of ['yaml-error', 'pick-error', 'label-error', 'cron-error', 'provider-error']) $(id).textContent = '';
+    for (const id of ['yaml', 'label', 'cron', 'provider']) $(id).removeAttribute('aria-invalid');
     $('submit-message').textContent = '';
     $('submit-message').className = '';
     $('schedule-message').textContent = '';
@@ -706,6 +726,7 @@
       }
     };
     if (p === 'label') put('label-error', 'label');
+    else if (p === 'provider') put('provider-error', 'provider');
     else if (p === 'cron') put('cron-error', 'cron');
     else if (p.startsWith('matrix')) {
       if (mode() === 'yaml') put('yaml-error', 'yaml');
@@ -742,6 +763,7 @@
     const body = { matrix };
     const label = $('label').value.trim();
     if (label) body.label = label;
+    if ($('provider').value !== 'local') body.provider = $('provider').value;
     const button = $('submit-run');
     button.disabled = true;
     $('submit-message').textContent = 'Submitting…';
@@ -769,6 +791,13 @@
     if (!cron) {
       $('cron-error').textContent = 'A cron expression, e.g. "0 3 * * *" for every night at 03:00.';
       $('cron').focus();
+      return;
+    }
+    if ($('provider').value !== 'local') {
+      // The schedules API takes no provider: say so rather than schedule a local run.
+      $('provider-error').textContent = 'Schedules run on this machine (local); choose local to schedule.';
+      $('provider').setAttribute('aria-invalid', 'true');
+      $('provider').focus();
       return;
     }
     const matrix = formMatrix();
@@ -913,6 +942,8 @@
       h('dd', null, r.systems.map((s) => h('span', { class: 'chip' }, swatch(s), systemName(s)))),
       h('dt', null, 'Repetitions'),
       h('dd', null, String(r.matrix.repetitions), h('span', { class: 'muted' }, ` · warm-up ${r.matrix.warmup_s} s · model ${r.matrix.model}`)),
+      h('dt', null, 'Where'),
+      h('dd', null, r.provider || 'local'),
       r.schedule_id ? [h('dt', null, 'Schedule'), h('dd', null, h('code', null, r.schedule_id))] : null,
     );
     section.replaceChildren(title, h('div', { class: 'detail-grid' }, meta, summaryBlock(r)), progressBlock(r));
@@ -1597,6 +1628,7 @@
     window.addEventListener('hashchange', () => route(true));
     updatePicked();
     loadDefaultMatrix();
+    loadProviders();
     refreshSchedules();
     poll().then(() => route(false));
   }
