@@ -228,7 +228,7 @@ export async function listSluiceVms(project: string, client: ClientOptions = {},
   try {
     await instances.initialize();
     const out: Array<{ name: string; zone: string; runId: string }> = [];
-    const iterable = instances.aggregatedListAsync({ project, filter: `labels.${LABEL} = "${LABEL_VALUE}"`, returnPartialSuccess: true }, { timeout: callTimeoutMs, retry: null } as never);
+    const iterable = instances.aggregatedListAsync({ project, filter: `labels.${LABEL} = "${LABEL_VALUE}"`, returnPartialSuccess: true }, { timeout: callTimeoutMs, retry: null, autoPaginate: false } as never);
     for await (const [zoneKey, scoped] of iterable) {
       for (const inst of (scoped as { instances?: Array<{ name?: string | null; labels?: Record<string, string> | null }> | null }).instances ?? []) {
         if (inst.labels?.[LABEL] !== LABEL_VALUE || !inst.name) continue;
