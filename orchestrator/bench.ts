@@ -41,6 +41,15 @@ export function loadMatrix(o: Pick<BenchOptions, 'matrix' | 'full' | 'systems' |
   return o.full ? fullMatrix(m) : m;
 }
 
+/** The flags of --provider gcp. */
+const GCP_FLAGS = ['project', 'zone', 'machineType', 'image', 'network', 'yes', 'keep', 'onGce'] as const;
+
+/** The first of these flags the user gave, as typed (--machine-type); undefined when none. */
+function givenFlag(o: BenchOptions, keys: ReadonlyArray<(typeof GCP_FLAGS)[number]>): string | undefined {
+  const k = keys.find((k) => o[k] !== undefined && o[k] !== false);
+  return k === undefined ? undefined : `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
 /** The action of `sluice bench`. */
 export async function bench(o: BenchOptions): Promise<void> {
   const peersDir = resolve(o.peersDir ?? defaultPeersDir());
@@ -78,9 +87,9 @@ export async function bench(o: BenchOptions): Promise<void> {
       process.stderr.write('error: --link-delay-ms/--link-rate: not with --daemon\n');
       process.exit(2);
     }
-    const placement = (['project', 'zone', 'machineType', 'image', 'network', 'keep', 'onGce'] as const).find((k) => o[k] !== undefined && o[k] !== false);
+    const placement = givenFlag(o, GCP_FLAGS.filter((k) => k !== 'yes'));
     if (placement !== undefined) {
-      process.stderr.write(`error: --${placement.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: not with --daemon; put the VMs' placement in the matrix's gcp: section (the daemon's operator set the rest)\n`);
+      process.stderr.write(`error: ${placement}: not with --daemon; put the VMs' placement in the matrix's gcp: section (the daemon's operator set the rest)\n`);
       process.exit(2);
     }
     process.exit(await benchOnDaemon(matrix, { url: o.daemon, tokenEnv: 'SLUICE_ORCHESTRATOR_TOKEN', detach: o.detach, label: o.label, provider: o.provider }));
@@ -106,9 +115,9 @@ export async function bench(o: BenchOptions): Promise<void> {
     process.stderr.write(`error: ${o.linkDelayMs !== undefined ? '--link-delay-ms' : '--link-rate'} needs --provider netns\n`);
     process.exit(2);
   }
-  const gcpFlag = (['project', 'zone', 'machineType', 'image', 'network', 'yes', 'keep', 'onGce'] as const).find((k) => o[k] !== undefined && o[k] !== false);
+  const gcpFlag = givenFlag(o, GCP_FLAGS);
   if (o.provider !== 'gcp' && gcpFlag !== undefined) {
-    process.stderr.write(`error: --${gcpFlag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --provider gcp\n`);
+    process.stderr.write(`error: ${gcpFlag} needs --provider gcp\n`);
     process.exit(2);
   }
   let host: Host;

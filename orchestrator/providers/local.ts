@@ -9,7 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { cpuMicros, watchPeakRss } from '../../common/procs.js';
-import { jsonLine, ProcessSet, type Started } from './processes.js';
+import { ProcessSet } from './processes.js';
+import { startLoadgen, startSink } from './roles.js';
 import type { Host, HostFiles, SinkHandle, Sampler } from './types.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
@@ -88,7 +89,7 @@ export class LocalHost implements Host {
   readonly files = localFiles;
   readonly cores = availableParallelism();
   readonly sutAddress = '127.0.0.1';
-  private loadgenProc: Started | null = null;
+  private loadgenPort: number | null = null;
   private readonly scratch = new LocalWorkDir('sluice-bench-');
 
   workDir(): Promise<string> {
@@ -108,28 +109,17 @@ export class LocalHost implements Host {
   }
 
   async loadgen(): Promise<string> {
-    if (this.loadgenProc === null) {
-      this.loadgenProc = await this.procs.start('loadgen', process.execPath, [CLI, 'loadgen', 'serve', '--host', '127.0.0.1', '--port', '0'], {
-        ready: jsonLine((m) => m.msg === 'loadgen listening'),
-      });
-    }
-    return `http://127.0.0.1:${(this.loadgenProc.ready as { port: number }).port}`;
+    this.loadgenPort ??= (await startLoadgen(this.procs, this.cli, '127.0.0.1')).port;
+    return `http://127.0.0.1:${this.loadgenPort}`;
   }
 
-  async sink(args: string[]): Promise<SinkHandle> {
-    const p = await this.procs.start('sink', process.execPath, [CLI, 'sink', '--host', '127.0.0.1', '--port', '0', ...args], {
-      ready: jsonLine((m) => m.msg === 'sink listening'),
-    });
-    const port = (p.ready as { port: number }).port;
-    return {
-      endpoint: { url: `http://127.0.0.1:${port}/v1`, origin: `http://127.0.0.1:${port}`, host: '127.0.0.1', port },
-      stop: () => this.procs.stop(p),
-    };
+  sink(args: string[]): Promise<SinkHandle> {
+    return startSink(this.procs, this.cli, '127.0.0.1', args);
   }
 
   async close(): Promise<void> {
     await this.procs.stopAll();
-    this.loadgenProc = null;
+    this.loadgenPort = null;
     await this.scratch.remove();
   }
 }

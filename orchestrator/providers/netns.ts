@@ -13,7 +13,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { alive } from '../../common/procs.js';
 import { freeLocalPort, localFiles, localProbe, localSampler, LocalWorkDir } from './local.js';
-import { jsonLine, ProcessSet, type Started } from './processes.js';
+import { ProcessSet } from './processes.js';
+import { startLoadgen, startSink } from './roles.js';
 import type { Host, SinkHandle, Sampler } from './types.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
@@ -134,7 +135,7 @@ export class NetnsHost implements Host {
   private readonly subnet: string;
   private readonly split: Record<Role, number[]> | null;
   private readonly roleProcs: Record<'source' | 'sink', ProcessSet>;
-  private loadgenProc: Started | null = null;
+  private loadgenPort: number | null = null;
   private created = false;
   private closed = false;
 
@@ -229,24 +230,12 @@ export class NetnsHost implements Host {
   }
 
   async loadgen(): Promise<string> {
-    if (this.loadgenProc === null) {
-      this.loadgenProc = await this.roleProcs.source.start('loadgen', process.execPath, [CLI, 'loadgen', 'serve', '--host', this.address('source'), '--port', '0'], {
-        ready: jsonLine((m) => m.msg === 'loadgen listening'),
-      });
-    }
-    return `http://${this.address('source')}:${(this.loadgenProc.ready as { port: number }).port}`;
+    this.loadgenPort ??= (await startLoadgen(this.roleProcs.source, this.cli, this.address('source'))).port;
+    return `http://${this.address('source')}:${this.loadgenPort}`;
   }
 
-  async sink(args: string[]): Promise<SinkHandle> {
-    const host = this.address('sink');
-    const p = await this.roleProcs.sink.start('sink', process.execPath, [CLI, 'sink', '--host', host, '--port', '0', ...args], {
-      ready: jsonLine((m) => m.msg === 'sink listening'),
-    });
-    const port = (p.ready as { port: number }).port;
-    return {
-      endpoint: { url: `http://${host}:${port}/v1`, origin: `http://${host}:${port}`, host, port },
-      stop: () => this.roleProcs.sink.stop(p),
-    };
+  sink(args: string[]): Promise<SinkHandle> {
+    return startSink(this.roleProcs.sink, this.cli, this.address('sink'), args);
   }
 
   async close(): Promise<void> {
@@ -257,7 +246,7 @@ export class NetnsHost implements Host {
     }
     this.closed = true;
     await Promise.all([this.procs.stopAll(), this.roleProcs.source.stopAll(), this.roleProcs.sink.stopAll()]);
-    this.loadgenProc = null;
+    this.loadgenPort = null;
     this.teardown();
     await this.scratch.remove();
   }

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { jsonLine, PID_MARK, ProcessSet, type StartOptions, type Started } from './processes.js';
+import { startLoadgen, startSink } from './roles.js';
 import { freeLocalPort } from './local.js';
 import type { Host, HostFiles, SinkHandle, Sampler } from './types.js';
 import { sluiceVersion, type Environment } from '../environment.js';
@@ -244,26 +245,16 @@ export class SshHost implements Host {
   async loadgen(): Promise<string> {
     if (this.loadgenUrl === null) {
       // On the source's loopback only: reached through the SSH connection, never from the network.
-      const p = await this.roleProcs.source.start('loadgen', this.cli[0]!, [...this.cli.slice(1), 'loadgen', 'serve', '--host', '127.0.0.1', '--port', '0'], {
-        ready: jsonLine((m) => m.msg === 'loadgen listening'),
-      });
+      const { port } = await startLoadgen(this.roleProcs.source, this.cli, '127.0.0.1');
       const local = await freeLocalPort();
-      await this.conns.source.forward(local, '127.0.0.1', (p.ready as { port: number }).port);
+      await this.conns.source.forward(local, '127.0.0.1', port);
       this.loadgenUrl = `http://127.0.0.1:${local}`;
     }
     return this.loadgenUrl;
   }
 
-  async sink(args: string[]): Promise<SinkHandle> {
-    const host = this.conns.sink.target.internalAddress;
-    const p = await this.roleProcs.sink.start('sink', this.cli[0]!, [...this.cli.slice(1), 'sink', '--host', host, '--port', '0', ...args], {
-      ready: jsonLine((m) => m.msg === 'sink listening'),
-    });
-    const port = (p.ready as { port: number }).port;
-    return {
-      endpoint: { url: `http://${host}:${port}/v1`, origin: `http://${host}:${port}`, host, port },
-      stop: () => this.roleProcs.sink.stop(p),
-    };
+  sink(args: string[]): Promise<SinkHandle> {
+    return startSink(this.roleProcs.sink, this.cli, this.conns.sink.target.internalAddress, args);
   }
 
   /** A port free on the system's address, picked on its host. */
